@@ -1,0 +1,399 @@
+"""The canonical model: one table per thing the agent knows, whatever system it came from.
+
+Records synced from a vendor are keyed by `(source, external_id)` and carry an
+`account_ref`, the vendor's own id of the account-like object they belong to (a Zendesk
+organization, a Stripe customer). `identity` resolves that ref through `ExternalLink` into
+`account_id`. Deletes are soft: `deleted_at` is set and readers leave such rows out.
+All timestamps are aware UTC; money is integer minor units plus an ISO currency code.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from store.types import JSONType, UTCDateTime, utcnow
+
+__all__ = [
+    "Account",
+    "Alert",
+    "Contact",
+    "Csm",
+    "ExternalLink",
+    "HealthScore",
+    "Invoice",
+    "Opportunity",
+    "PlaybookTask",
+    "QuarantinedRecord",
+    "SentimentEntry",
+    "Subscription",
+    "SurveyResponse",
+    "SyncRun",
+    "SyncState",
+    "Team",
+    "Ticket",
+    "UsageSnapshot",
+]
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_type=JSONType, nullable=False)
+
+
+def _money() -> Any:
+    return Field(default=0, sa_type=BigInteger, nullable=False)
+
+
+class Team(SQLModel, table=True):
+    """A CS team with its lead; the digest goes to the lead and the team channel."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    name: str
+    lead_email: str | None = None
+    slack_channel: str | None = None
+    updated_at: datetime = _created()
+
+
+class Csm(SQLModel, table=True):
+    """A customer success manager (a CRM owner), matched to Slack by email."""
+
+    __tablename__ = "csms"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    email: str = Field(index=True)
+    name: str = ""
+    team_external_id: str | None = None
+    is_lead: bool = False
+    timezone: str = "UTC"
+    deleted_at: datetime | None = _ts()
+    updated_at: datetime = _created()
+
+
+class Account(SQLModel, table=True):
+    """A customer. The CRM is the source of truth for accounts and their owners."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    name: str
+    domain: str | None = Field(default=None, index=True)
+    owner_external_id: str | None = None
+    owner_email: str | None = Field(default=None, index=True)
+    segment: str | None = None
+    lifecycle_stage: str | None = None
+    arr_minor: int = _money()
+    currency: str = "USD"
+    renewal_date: date | None = None
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    deleted_at: datetime | None = _ts()
+
+
+class Opportunity(SQLModel, table=True):
+    """A CRM deal: new business, expansion or renewal; feeds ARR and renewal dates."""
+
+    __tablename__ = "opportunities"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    name: str | None = None
+    kind: str | None = None
+    stage: str | None = None
+    amount_minor: int = _money()
+    arr_minor: int = _money()
+    currency: str = "USD"
+    close_date: date | None = None
+    is_closed: bool = False
+    is_won: bool = False
+    updated_at: datetime | None = _ts()
+    deleted_at: datetime | None = _ts()
+
+
+class ExternalLink(SQLModel, table=True):
+    """Which account a record of another system belongs to, and how we know.
+
+    `method` is `crm` (the account itself), `explicit_id` (the CRM id stored in the other
+    system), `domain` (email or web domain) or `manual` (an admin decided; never
+    overwritten). Unmatched and ambiguous links keep `account_id` empty and wait for review.
+    """
+
+    __tablename__ = "external_links"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    kind: str
+    name: str | None = None
+    domain: str | None = None
+    crm_hint: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    status: str = "unmatched"
+    method: str | None = None
+    confidence: float = 0.0
+    reason: str | None = None
+    matched_at: datetime | None = _ts()
+    deleted_at: datetime | None = _ts()
+    updated_at: datetime = _created()
+
+
+class Contact(SQLModel, table=True):
+    """A person at a customer."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    email: str | None = None
+    name: str | None = None
+    deleted_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class Ticket(SQLModel, table=True):
+    """A support ticket or conversation."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    subject: str | None = None
+    status: str
+    priority: str | None = None
+    satisfaction: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    solved_at: datetime | None = _ts()
+    deleted_at: datetime | None = _ts()
+
+
+class Subscription(SQLModel, table=True):
+    """A billing subscription; MRR is computed at sync time in minor units."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    status: str
+    mrr_minor: int = _money()
+    currency: str = "USD"
+    started_at: datetime | None = _ts()
+    current_period_end: datetime | None = _ts()
+    cancel_at: datetime | None = _ts()
+    canceled_at: datetime | None = _ts()
+    ended_at: datetime | None = _ts()
+    created_at: datetime | None = _ts()
+    deleted_at: datetime | None = _ts()
+
+
+class Invoice(SQLModel, table=True):
+    """An invoice; failed and overdue ones feed the billing component."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    subscription_ref: str | None = None
+    status: str
+    amount_due_minor: int = _money()
+    amount_remaining_minor: int = _money()
+    currency: str = "USD"
+    attempt_count: int = 0
+    due_at: datetime | None = _ts()
+    paid_at: datetime | None = _ts()
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    deleted_at: datetime | None = _ts()
+
+
+class UsageSnapshot(SQLModel, table=True):
+    """Product usage of one account over one period (a week by default)."""
+
+    __tablename__ = "usage_snapshots"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    period_start: date
+    active_users: int = 0
+    licensed_seats: int | None = None
+    recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SurveyResponse(SQLModel, table=True):
+    """An NPS, CSAT or CES answer; `scale_max` says which scale the score is on."""
+
+    __tablename__ = "survey_responses"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    kind: str
+    score: int
+    scale_max: int
+    contact_email: str | None = None
+    comment: str | None = None
+    responded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SentimentEntry(SQLModel, table=True):
+    """What a CSM says about an account: green, yellow or red, with a note."""
+
+    __tablename__ = "sentiment_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    sentiment: str
+    note: str = ""
+    author_email: str | None = None
+    origin: str = "cli"
+    recorded_at: datetime = _created()
+
+
+class HealthScore(SQLModel, table=True):
+    """One account's score as of one day, with everything needed to explain it."""
+
+    __tablename__ = "health_scores"
+    __table_args__ = (UniqueConstraint("account_id", "as_of"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    as_of: date = Field(index=True)
+    score: float
+    band: str
+    confidence: float = 1.0
+    components: dict[str, Any] = _json()
+    weights: dict[str, Any] = _json()
+    drivers: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    scorecard_version: str
+    computed_at: datetime = _created()
+
+
+class Alert(SQLModel, table=True):
+    """A notification to a person; the fingerprint makes sending it twice impossible."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(unique=True)
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    rule: str
+    severity: str = "warning"
+    recipient_email: str | None = None
+    channel: str | None = None
+    status: str = Field(default="pending", index=True)
+    text: str = ""
+    payload: dict[str, Any] = _json()
+    error: str | None = None
+    created_at: datetime = _created()
+    sent_at: datetime | None = _ts()
+    acknowledged_at: datetime | None = _ts()
+
+
+class PlaybookTask(SQLModel, table=True):
+    """A task a playbook gave someone, deduplicated by fingerprint."""
+
+    __tablename__ = "playbook_tasks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(unique=True)
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    playbook: str
+    title: str
+    steps: list[str] = Field(default_factory=list, sa_type=JSONType)
+    assignee_email: str | None = None
+    status: str = "open"
+    due_on: date | None = None
+    created_at: datetime = _created()
+    completed_at: datetime | None = _ts()
+
+
+class SyncState(SQLModel, table=True):
+    """The committed cursor of one stream of one source."""
+
+    __tablename__ = "sync_state"
+
+    source: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    cursor: str | None = None
+    updated_at: datetime = _created()
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync of one stream: when, how it went, how many records."""
+
+    __tablename__ = "sync_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    stream: str
+    status: str = "running"
+    started_at: datetime = _created()
+    finished_at: datetime | None = _ts()
+    records: int = 0
+    quarantined: int = 0
+    pages: int = 0
+    error: str | None = None
+
+
+class QuarantinedRecord(SQLModel, table=True):
+    """A vendor record that could not be mapped, kept whole with the reason."""
+
+    __tablename__ = "quarantined_records"
+    __table_args__ = (UniqueConstraint("source", "stream", "record_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    stream: str
+    record_key: str
+    payload: dict[str, Any] = _json()
+    reason: str
+    created_at: datetime = _created()
+    resolved_at: datetime | None = _ts()
