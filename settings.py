@@ -33,7 +33,12 @@ class ConfigError(Exception):
 
 
 def _missing(prefix: str, values: dict[str, object]) -> list[str]:
-    return [f"{prefix}__{name.upper()}" for name, value in values.items() if value in (None, "")]
+    def empty(value: object) -> bool:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return value is None or value == ""
+
+    return [f"{prefix}__{name.upper()}" for name, value in values.items() if empty(value)]
 
 
 def _check_complete(prefix: str, values: dict[str, object]) -> bool:
@@ -45,8 +50,10 @@ def _check_complete(prefix: str, values: dict[str, object]) -> bool:
         return False
     present = sorted(set(f"{prefix}__{n.upper()}" for n in values) - set(missing))
     raise ConfigError(
-        f"{prefix.lower()} is half-configured: {', '.join(missing)} is missing "
-        f"(set with {', '.join(present)}); add it to .env or the environment, "
+        f"{prefix.lower()} is half-configured: {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} missing "
+        f"(set with {', '.join(present)}); add {'it' if len(missing) == 1 else 'them'} "
+        f"to .env or the environment, "
         f"or unset the others to disable {prefix.lower()}"
     )
 
@@ -136,6 +143,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
         extra="ignore",
+        env_ignore_empty=True,
     )
 
     database_url: str = DEFAULT_DATABASE_URL

@@ -1,0 +1,266 @@
+"""The `health-agent` command: the admin's and the lead's face of the agent.
+
+Every command opens the one database (migrating it first), does its work through the rooms
+of the house (connectors, scoring, notifications), and prints tables on a terminal or JSON
+with `--json`. Errors a person can fix (a missing setting, a rejected token) are one line on
+stderr naming the source and the fix, with no traceback and no secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+import views
+from settings import ConfigError, Settings, get_settings
+from store.db import open_store
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="health-agent",
+    help="Customer health agent: sync, score and alert.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+sentiment_app = typer.Typer(help="CSM sentiment about an account.", no_args_is_help=True)
+sources_app = typer.Typer(help="What came in from the data sources.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sentiment_app, name="sentiment")
+app.add_typer(sources_app, name="sources")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+class Sentiment(StrEnum):
+    green = "green"
+    yellow = "yellow"
+    red = "red"
+
+
+class UserError(Exception):
+    """A problem the person at the keyboard can fix; printed as one line."""
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from connectors.errors import SyncError
+    from notifications.slack import SlackConfigError
+
+    return (ConfigError, UserError, SyncError, SlackConfigError)
+
+
+@contextmanager
+def _guard(settings: Settings | None = None) -> Iterator[None]:
+    """Turn known errors into one scrubbed line on stderr and exit code 1."""
+    try:
+        yield
+    except _known_errors() as exc:
+        secrets = settings.secrets() if settings else []
+        line = views.scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, secrets)
+        err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _settings() -> Settings:
+    with _guard():
+        settings = get_settings()
+        settings.enabled_sources()  # half-configured sources fail here, early
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _engine(settings: Settings) -> Engine:
+    with _guard(settings):
+        return open_store(settings.database_url)
+
+
+def _run(settings: Settings, work: Callable[[], T]) -> T:
+    with _guard(settings):
+        return work()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic book of business.")] = 7,
+    accounts: Annotated[int, typer.Option(help="How many accounts the book has.")] = 300,
+) -> None:
+    """Run the whole agent on a synthetic book of business served by local emulators."""
+    import demo as demo_module
+
+    settings = _settings()
+    _run(settings, lambda: demo_module.run_demo(settings, out, seed=seed, accounts=accounts))
+
+
+@app.command()
+def sync(
+    source: Annotated[str | None, typer.Argument(help="One source; all enabled if omitted.")] = None,
+) -> None:
+    """Pull new and changed records from every enabled source (or one)."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    summary = _run(settings, lambda: pipeline.sync(engine, settings, out, source))
+    pipeline.print_sync_summary(out, summary)
+
+
+@app.command()
+def score(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Score every account, using only what was known on the given date."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    day = _parse_date(as_of)
+    summary = _run(settings, lambda: pipeline.score(engine, settings, day))
+    out.print(summary.describe(), highlight=False)
+
+
+@app.command()
+def notify() -> None:
+    """Detect alerts from the latest scores and deliver them to Slack."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    summary = _run(settings, lambda: pipeline.notify(engine, settings, date.today()))
+    out.print(summary.describe(), highlight=False)
+
+
+@app.command()
+def run() -> None:
+    """Sync, score and notify on a schedule until SIGTERM or Ctrl-C."""
+    import pipeline
+    import scheduler
+
+    settings = _settings()
+    engine = _engine(settings)
+    job = scheduler.build_scheduler(
+        settings.scheduler, lambda: pipeline.cycle(engine, settings, out, date.today())
+    )
+    out.print(
+        f"running every {settings.scheduler.sync_interval_minutes} min "
+        f"({', '.join(settings.enabled_sources()) or 'no sources enabled'}); Ctrl-C stops"
+    )
+    scheduler.run_forever(job)
+
+
+@app.command("accounts")
+def accounts_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Every account with its latest score, riskiest first."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    rows = pipeline.accounts_overview(engine)
+    if as_json:
+        views.print_json(out, rows)
+        return
+    pipeline.print_accounts(out, rows)
+
+
+@app.command()
+def explain(account: Annotated[str, typer.Argument(help="Account id, CRM id, domain or name.")]) -> None:
+    """Why an account scores what it does: components, drivers and history."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    _run(settings, lambda: pipeline.print_explain(out, engine, account))
+
+
+@sentiment_app.command("set")
+def sentiment_set(
+    account: Annotated[str, typer.Argument(help="Account id, CRM id, domain or name.")],
+    value: Annotated[Sentiment, typer.Argument(help="green, yellow or red.")],
+    note: Annotated[str, typer.Option("--note", help="Why, in a sentence.")] = "",
+    by: Annotated[str | None, typer.Option("--by", help="Email of the CSM.")] = None,
+) -> None:
+    """Record what a CSM says about an account."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    name = _run(settings, lambda: pipeline.record_sentiment(engine, account, value.value, note, by))
+    out.print(f"recorded {value.value} for {name}", highlight=False)
+
+
+@sources_app.command("unmatched")
+def sources_unmatched(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Records of other systems that match no CRM account yet."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    rows = pipeline.unmatched(engine)
+    if as_json:
+        views.print_json(out, rows)
+        return
+    pipeline.print_unmatched(out, rows)
+
+
+@sources_app.command("quarantine")
+def sources_quarantine(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Records that could not be mapped, with the reason."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    rows = pipeline.quarantined(engine)
+    if as_json:
+        views.print_json(out, rows)
+        return
+    pipeline.print_quarantine(out, rows)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending database migration."""
+    settings = _settings()
+    _engine(settings)
+    out.print("database is up to date")
+
+
+def _parse_date(value: str | None) -> date:
+    if value is None:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[bold red]error:[/] --as-of {value!r} is not a date; use YYYY-MM-DD")
+        raise typer.Exit(2) from None
+
+
+def main() -> Any:
+    """Entry point of the `health-agent` script."""
+    return app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
