@@ -1,0 +1,279 @@
+"""What a connector declares: its streams, each a frozen `StreamSpec`, and how to open a client.
+
+A stream says where its records live (path, method, records key), how it pages (a paginator
+factory), where it starts from (a query built from the committed cursor, handed over as a
+`StartContext`), what its cursor is after a page, and one pure mapper from a raw vendor
+record to canonical `Record`s. The fetch loop that runs these declarations is `sync.py`.
+
+The small value helpers at the bottom are shared by the vendor mappers; they raise
+`MappingError`, so a malformed value sends its record to quarantine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import SecretStr
+from sqlalchemy import Table
+from sqlmodel import Session, SQLModel
+
+from connectors.errors import MappingError
+
+if TYPE_CHECKING:
+    from connectors.paginators import Paginator
+
+__all__ = [
+    "Connector",
+    "CursorKind",
+    "Fetcher",
+    "Mapper",
+    "Page",
+    "Record",
+    "Request",
+    "StartContext",
+    "StreamSpec",
+    "email_domain",
+    "from_unix",
+    "max_timestamp",
+    "normalise_domain",
+    "parse_iso",
+    "record_id",
+    "table_of",
+    "to_minor",
+    "validate_record",
+]
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request to a vendor: query parameters for GET, a JSON body for POST."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    params: Mapping[str, str | int] = field(default_factory=dict)
+    json: Mapping[str, Any] | None = None
+
+    def with_params(self, set_: Mapping[str, str | int], drop: Sequence[str] = ()) -> Request:
+        params = {k: v for k, v in self.params.items() if k not in drop}
+        params.update(set_)
+        return Request(self.method, self.path, params, self.json)
+
+    def with_json(self, set_: Mapping[str, Any], drop: Sequence[str] = ()) -> Request:
+        body = {k: v for k, v in (self.json or {}).items() if k not in drop}
+        body.update(set_)
+        return Request(self.method, self.path, self.params, body)
+
+
+class Fetcher(Protocol):
+    """Sends a `Request` and returns the decoded JSON object (HTTP client, file reader)."""
+
+    def fetch(self, request: Request) -> Json: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Record:
+    """One canonical row: the store model it belongs to and its column values."""
+
+    model: type[SQLModel]
+    values: Mapping[str, Any]
+    keys: tuple[str, ...] = ("source", "external_id")
+
+
+Mapper = Callable[[Mapping[str, Any]], Sequence[Record]]
+"""A pure function from one raw vendor record to its canonical rows; `()` means skipped."""
+
+
+class CursorKind(StrEnum):
+    """How the engine treats a stream's cursor."""
+
+    NONE = "none"  # full refresh every time
+    TIMESTAMP = "timestamp"  # ISO-8601 UTC; never moves backwards; lookback applies
+    OPAQUE = "opaque"  # a vendor token or fingerprint, saved as given
+
+
+@dataclass(frozen=True)
+class StartContext:
+    """What a stream knows when it builds its first request."""
+
+    cursor: str | None
+    """The committed cursor, as stored."""
+    since: datetime | None
+    """For timestamp cursors: the committed cursor minus the lookback window."""
+    now: datetime
+    source_cursors: Mapping[str, str | None]
+    """Committed cursors of every stream of the same source, by stream name."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One fetched page, as the cursor function of a stream sees it."""
+
+    body: Mapping[str, Any]
+    records: Sequence[Mapping[str, Any]]
+    is_last: bool
+    start: StartContext
+
+
+def _no_query(_ctx: StartContext) -> Mapping[str, Any] | None:
+    return {}
+
+
+def record_id(raw: Mapping[str, Any]) -> str:
+    """The vendor id of a raw record, or a digest of it when it has none."""
+    value = raw.get("id")
+    if value is not None and value != "":
+        return str(value)
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    return f"sha256:{digest[:32]}"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One endpoint of one source, declared; `sync.run_stream` does the work."""
+
+    name: str
+    path: str
+    mapper: Mapper
+    paginator: Callable[[], Paginator]
+    records_key: str
+    method: Literal["GET", "POST"] = "GET"
+    query: Callable[[StartContext], Mapping[str, Any] | None] = _no_query
+    """Query parameters (GET) or JSON body (POST) of the first request; None: nothing to do."""
+    cursor_kind: CursorKind = CursorKind.NONE
+    cursor: Callable[[Page], str | None] | None = None
+    """The stream's cursor once this page is committed; None leaves the cursor as it is."""
+    record_key: Callable[[Mapping[str, Any]], str] = record_id
+    newest_first: bool = False
+    """The vendor lists newest first: map each page oldest first so later states win."""
+    enrich: Callable[[Fetcher, list[Json]], list[Json]] | None = None
+    """Adds related data to a page's raw records before mapping (e.g. associations)."""
+    total_key: str | None = None
+
+    def first_request(self, ctx: StartContext) -> Request | None:
+        query = self.query(ctx)
+        if query is None:
+            return None
+        if self.method == "GET":
+            return Request("GET", self.path, params=dict(query))
+        return Request("POST", self.path, json=dict(query))
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A source: its name, its streams in sync order, and how to open its client."""
+
+    source: str
+    streams: tuple[StreamSpec, ...]
+    open: Callable[[], Fetcher]
+    secrets: tuple[SecretStr, ...] = ()
+    finalize: Callable[[Session], None] | None = None
+    """Set-based derivations once every stream has synced (e.g. ARR from won deals)."""
+
+    def secret_values(self) -> list[str]:
+        return [s.get_secret_value() for s in self.secrets if s.get_secret_value()]
+
+    def stream(self, name: str) -> StreamSpec:
+        for spec in self.streams:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"{self.source} has no stream {name!r}")
+
+
+def max_timestamp(
+    getter: Callable[[Mapping[str, Any]], datetime | None],
+) -> Callable[[Page], str | None]:
+    """A cursor function: the latest timestamp among the page's records."""
+
+    def cursor(page: Page) -> str | None:
+        stamps = [s for s in (getter(r) for r in page.records) if s is not None]
+        return max(stamps).isoformat() if stamps else None
+
+    return cursor
+
+
+# Shared value helpers for mappers ---------------------------------------------------------
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+    assert isinstance(table, Table)
+    return table
+
+
+def validate_record(record: Record) -> None:
+    """Raise MappingError when the values could not be stored in the record's table."""
+    table = table_of(record.model)
+    unknown = set(record.values) - set(table.columns.keys())
+    if unknown:
+        raise MappingError(f"unknown columns for {table.name}: {', '.join(sorted(unknown))}")
+    for column in table.columns:
+        value = record.values.get(column.name)
+        has_default = column.default is not None or column.server_default is not None
+        absent = column.name not in record.values and not has_default and not column.primary_key
+        if not column.nullable and (absent or (column.name in record.values and value is None)):
+            raise MappingError(f"{table.name}.{column.name} is required but missing")
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise MappingError(f"{table.name}.{column.name} is a naive datetime")
+
+
+def parse_iso(value: object, field_name: str = "timestamp") -> datetime | None:
+    """An ISO-8601 string (with `Z` or an offset) as aware UTC; None stays None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MappingError(f"{field_name} {value!r} is not an ISO-8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise MappingError(f"{field_name} {value!r} is not an ISO-8601 timestamp") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def from_unix(value: object, field_name: str = "timestamp") -> datetime | None:
+    """Unix seconds as aware UTC; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MappingError(f"{field_name} {value!r} is not a Unix time")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def to_minor(value: object, field_name: str = "amount") -> int:
+    """A decimal amount in major units ("1234.50") as integer minor units (123450)."""
+    if value is None or value == "":
+        return 0
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise MappingError(f"{field_name} {value!r} is not a number") from exc
+    if not amount.is_finite():
+        raise MappingError(f"{field_name} {value!r} is not a finite number")
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def normalise_domain(value: object) -> str | None:
+    """`https://WWW.Acme.com/about` -> `acme.com`; empty -> None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    domain = value.strip().lower()
+    domain = domain.split("://", 1)[-1].split("/", 1)[0].split("@")[-1].split(":", 1)[0]
+    domain = domain.removeprefix("www.").strip(".")
+    return domain or None
+
+
+def email_domain(value: object) -> str | None:
+    """The domain of an email address, normalised; None when it has none."""
+    if not isinstance(value, str) or "@" not in value:
+        return None
+    return normalise_domain(value.rsplit("@", 1)[1])

@@ -1,0 +1,321 @@
+"""The one HTTP client every vendor connector uses: auth, quotas, retries, error mapping.
+
+`HttpClient` wraps an `httpx.Client` per source (base URL, timeout, User-Agent, an
+`httpx.Auth`). Retries are set up here once, from tenacity parts: 429, 5xx and transport
+errors are retried, waiting `Retry-After` when the vendor sends it (seconds or an HTTP date)
+and exponential backoff with jitter otherwise, within a cap on attempts and on total time.
+A `RateLimiter` reads the vendor's remaining-quota headers (declared as data per source)
+and slows down before the vendor has to answer 429. The sleep function is injected through
+`ClientOptions`, so tests wait for nothing yet can assert every wait that was asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from connectors.base import Json, Request
+from connectors.errors import AuthError, FatalError, RetriableError, scrub
+
+__all__ = [
+    "USER_AGENT",
+    "BasicAuth",
+    "BearerAuth",
+    "ClientOptions",
+    "HttpClient",
+    "HttpSource",
+    "QuotaHeaders",
+    "RateLimiter",
+    "RetryPolicy",
+    "retry_after_seconds",
+]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "customer-health-agent/0.1 (+python-httpx)"
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry: attempts and total time are both capped."""
+
+    attempts: int = 5
+    max_seconds: float = 300.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    jitter: float = 1.0
+    max_retry_after: float = 600.0
+    """A Retry-After longer than this is a failure to report, not a wait."""
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How clients are built; tests and emulators inject a transport and a sleep here."""
+
+    transport: httpx.BaseTransport | None = None
+    sleep: Sleep = time.sleep
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 30.0
+    user_agent: str = USER_AGENT
+
+
+@dataclass(frozen=True)
+class QuotaHeaders:
+    """Where a vendor reports its remaining quota, and when to start slowing down."""
+
+    remaining: str
+    window_ms: str | None = None
+    """Header with the length of the quota window in milliseconds."""
+    reset_seconds: str | None = None
+    """Header with the seconds left until the quota resets."""
+    window_seconds: float = 10.0
+    """Window length when no header says it."""
+    low_water: int = 5
+    """Slow down once this many requests or fewer remain."""
+
+
+@dataclass(frozen=True)
+class HttpSource:
+    """Everything source-specific about talking to one vendor."""
+
+    source: str
+    base_url: str
+    auth: httpx.Auth
+    credential: str
+    """What was rejected, for messages: "the token", "the API key"."""
+    settings_hint: str
+    """The variables to check, for messages: "HUBSPOT__TOKEN"."""
+    secrets: tuple[SecretStr, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    quotas: tuple[QuotaHeaders, ...] = ()
+    no_retry_header: tuple[str, str] | None = None
+    """A header and value with which the vendor says a failure must not be retried."""
+
+
+class BearerAuth(httpx.Auth):
+    """`Authorization: Bearer <token>`."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+class BasicAuth(httpx.Auth):
+    """HTTP Basic with a secret password (e.g. `{email}/token` and an API token)."""
+
+    def __init__(self, username: str, password: SecretStr) -> None:
+        self._username = username
+        self._password = password
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        pair = f"{self._username}:{self._password.get_secret_value()}".encode()
+        request.headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BasicAuth({self._username!r}, ***)"
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds to wait: a number of seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+class RateLimiter:
+    """Spreads the remaining quota over what is left of the window once it runs low."""
+
+    def __init__(self, quotas: tuple[QuotaHeaders, ...], sleep: Sleep) -> None:
+        self._quotas = quotas
+        self._sleep = sleep
+        self._pause = 0.0
+
+    def wait(self) -> None:
+        """Called before each request."""
+        if self._pause > 0:
+            log.debug("quota running low: pausing %.2fs", self._pause)
+            self._sleep(self._pause)
+            self._pause = 0.0
+
+    def observe(self, headers: httpx.Headers) -> None:
+        """Called after each response."""
+        pause = 0.0
+        for quota in self._quotas:
+            remaining = _number(headers.get(quota.remaining))
+            if remaining is None or remaining > quota.low_water:
+                continue
+            window = quota.window_seconds
+            if quota.window_ms and (ms := _number(headers.get(quota.window_ms))) is not None:
+                window = ms / 1000
+            elif quota.reset_seconds and (s := _number(headers.get(quota.reset_seconds))):
+                window = s
+            pause = max(pause, window / (max(remaining, 0) + 1))
+        self._pause = pause
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _vendor_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    for candidate in (
+        body.get("message"),
+        error.get("message") if isinstance(error, dict) else None,
+        body.get("description"),
+        error if isinstance(error, str) else None,
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return ""
+
+
+class HttpClient:
+    """Fetches JSON from one vendor with auth, quota pacing and retries; a `Fetcher`."""
+
+    def __init__(self, source: HttpSource, options: ClientOptions | None = None) -> None:
+        options = options or ClientOptions()
+        self.source = source
+        self._client = httpx.Client(
+            base_url=source.base_url,
+            auth=source.auth,
+            timeout=options.timeout,
+            headers={"User-Agent": options.user_agent, **source.headers},
+            transport=options.transport,
+        )
+        self._limiter = RateLimiter(source.quotas, options.sleep)
+        self._policy = options.retry
+        self._backoff = wait_exponential_jitter(
+            initial=options.retry.backoff_initial,
+            max=options.retry.backoff_max,
+            jitter=options.retry.jitter,
+        )
+        self._retrying = Retrying(
+            sleep=options.sleep,
+            retry=retry_if_exception(self._should_retry),
+            wait=self._wait,
+            stop=stop_after_attempt(options.retry.attempts)
+            | stop_before_delay(options.retry.max_seconds),
+            reraise=True,
+        )
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if not isinstance(exc, RetriableError):
+            return False
+        return exc.retry_after is None or exc.retry_after <= self._policy.max_retry_after
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetriableError) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(self._backoff(state))
+
+    def fetch(self, request: Request) -> Json:
+        """The decoded JSON object answering `request`, after any retries."""
+        try:
+            response: httpx.Response = self._retrying(self._send_once, request)
+        except RetriableError as exc:
+            attempts = self._retrying.statistics.get("attempt_number", 1)
+            raise RetriableError(
+                f"{exc} (gave up after {attempts} attempts)", status=exc.status
+            ) from exc
+        try:
+            body: Any = response.json()
+        except ValueError as exc:
+            raise FatalError(
+                f"{self.source.source}: {request.method} {request.path} did not answer JSON"
+            ) from exc
+        if not isinstance(body, dict):
+            raise FatalError(
+                f"{self.source.source}: {request.method} {request.path} did not answer an object"
+            )
+        return body
+
+    def _send_once(self, request: Request) -> httpx.Response:
+        self._limiter.wait()
+        try:
+            response = self._client.request(
+                request.method,
+                request.path,
+                params=dict(request.params) or None,
+                json=request.json,
+            )
+        except httpx.TransportError as exc:
+            message = scrub(str(exc), self._secrets())
+            raise RetriableError(
+                f"{self.source.source}: {request.method} {request.path} failed: "
+                f"{type(exc).__name__} {message}"
+            ) from exc
+        self._limiter.observe(response.headers)
+        self._check(request, response)
+        return response
+
+    def _secrets(self) -> list[str]:
+        return [s.get_secret_value() for s in self.source.secrets]
+
+    def _check(self, request: Request, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        src = self.source
+        if status in (401, 403):
+            raise AuthError(
+                f"{src.source} rejected {src.credential} (HTTP {status}): "
+                f"check {src.settings_hint} in .env"
+            )
+        where = f"{src.source}: HTTP {status} on {request.method} {request.path}"
+        veto = src.no_retry_header
+        vetoed = veto is not None and response.headers.get(veto[0], "").lower() == veto[1]
+        if (status == 429 or status >= 500) and not vetoed:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            raise RetriableError(where, status=status, retry_after=wait)
+        detail = scrub(_vendor_message(response), self._secrets())
+        raise FatalError(f"{where}: {detail}" if detail else where)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,378 @@
+"""HubSpot CRM v3: owners and their teams, companies, deals with their company, archives.
+
+Companies and deals are read incrementally with the search API (`hs_lastmodifieddate GTE`
+the cursor, ascending); search stops at 10,000 results per query, so `SearchPaginator`
+starts a fresh query from the last timestamp seen before reaching that cap. Search never
+returns archived records, so two small streams list them (`archived=true`) as soft deletes.
+Once the source has synced, `finalize` sets each account's ARR (won deals) and renewal
+date (earliest open renewal) in two set-based statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from connectors.base import (
+    Connector,
+    CursorKind,
+    Fetcher,
+    Json,
+    Record,
+    Request,
+    StartContext,
+    StreamSpec,
+    max_timestamp,
+    normalise_domain,
+    parse_iso,
+    table_of,
+    to_minor,
+)
+from connectors.errors import MappingError
+from connectors.http import BearerAuth, ClientOptions, HttpClient, HttpSource, QuotaHeaders
+from connectors.paginators import CursorAfterPaginator
+from settings import ConfigError, Settings
+from store.models import Account, Csm, Opportunity, Team
+
+__all__ = [
+    "COMPANY_PROPERTIES",
+    "DEAL_PROPERTIES",
+    "SOURCE",
+    "HubSpotOptions",
+    "SearchPaginator",
+    "build",
+    "map_company",
+    "map_deal",
+    "map_owner",
+    "set_account_rollups",
+]
+
+SOURCE = "hubspot"
+MODIFIED = "hs_lastmodifieddate"
+COMPANY_PROPERTIES = (
+    "name",
+    "domain",
+    "hubspot_owner_id",
+    "annualrevenue",
+    "lifecyclestage",
+    "createdate",
+    MODIFIED,
+)
+DEAL_PROPERTIES = (
+    "dealname",
+    "amount",
+    "dealstage",
+    "pipeline",
+    "closedate",
+    "hs_is_closed_won",
+    "hs_is_closed",
+    "hs_arr",
+    "hs_mrr",
+    "dealtype",
+    "deal_currency_code",
+    MODIFIED,
+)
+Query = Callable[[StartContext], Mapping[str, Any] | None]
+QUOTAS = (
+    QuotaHeaders(
+        "X-HubSpot-RateLimit-Remaining",
+        window_ms="X-HubSpot-RateLimit-Interval-Milliseconds",
+        window_seconds=10.0,
+        low_water=5,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HubSpotOptions:
+    """Knobs of this connector beyond its settings."""
+
+    search_limit: int = 200
+    result_cap: int = 10_000
+    association_batch: int = 100
+    extra_company_properties: tuple[str, ...] = ()
+    segment_property: str | None = None
+
+
+def hs_time(value: object) -> datetime | None:
+    """A HubSpot date property: ISO-8601 in v3 responses, epoch milliseconds in filters."""
+    if isinstance(value, str) and value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    return parse_iso(value)
+
+
+def _ms(moment: datetime | None) -> str:
+    return "0" if moment is None else str(int(moment.timestamp() * 1000))
+
+
+def _since_filter(since_ms: str) -> list[Json]:
+    return [{"filters": [{"propertyName": MODIFIED, "operator": "GTE", "value": since_ms}]}]
+
+
+def _search_body(properties: Sequence[str], limit: int, ctx: StartContext) -> Json:
+    return {
+        "filterGroups": _since_filter(_ms(ctx.since)),
+        "sorts": [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
+        "properties": list(properties),
+        "limit": limit,
+    }
+
+
+class SearchPaginator(CursorAfterPaginator):
+    """`after` paging that restarts the search from the last timestamp before the cap."""
+
+    def __init__(self, limit: int, cap: int) -> None:
+        super().__init__()
+        self._limit = limit
+        self._cap = cap
+        self._fetched = 0
+
+    def read_token(self, body: Mapping[str, Any]) -> tuple[bool, str | None]:
+        more, token = super().read_token(body)
+        results = body.get("results") or []
+        self._fetched += len(results)
+        if more and results and self._fetched + self._limit > self._cap:
+            self._fetched = 0
+            last = hs_time(results[-1].get("properties", {}).get(MODIFIED))
+            return True, f"since:{_ms(last)}"
+        return more, token
+
+    def place_token(self, request: Request, token: str) -> Request:
+        if token.startswith("since:"):
+            since = token.removeprefix("since:")
+            return request.with_json({"filterGroups": _since_filter(since)}, drop=("after",))
+        return super().place_token(request, token)
+
+
+def _modified(raw: Mapping[str, Any]) -> datetime | None:
+    return hs_time(raw.get("properties", {}).get(MODIFIED))
+
+
+def _deleted_at(raw: Mapping[str, Any]) -> datetime | None:
+    if raw.get("archived") is not True:
+        return None
+    return parse_iso(raw.get("archivedAt")) or parse_iso(raw.get("updatedAt"))
+
+
+def _flag(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def map_owner(raw: Mapping[str, Any]) -> list[Record]:
+    """An owner -> a Csm row, plus a Team row for each of its teams."""
+    email = raw.get("email")
+    if not email:
+        raise MappingError(f"owner {raw.get('id')} has no email")
+    teams = [t for t in raw.get("teams") or [] if t.get("id") is not None]
+    primary = next((t for t in teams if t.get("primary")), teams[0] if teams else None)
+    name = " ".join(p for p in (raw.get("firstName"), raw.get("lastName")) if p)
+    csm = {
+        "external_id": str(raw["id"]),
+        "email": str(email).lower(),
+        "name": name,
+        "team_external_id": str(primary["id"]) if primary else None,
+        "deleted_at": _deleted_at(raw),
+    }
+    if (updated := parse_iso(raw.get("updatedAt"))) is not None:
+        csm["updated_at"] = updated
+    rows = [Record(Team, {"external_id": str(t["id"]), "name": t.get("name") or ""}) for t in teams]
+    return [Record(Csm, csm), *rows]
+
+
+def map_company(raw: Mapping[str, Any], segment_property: str | None = None) -> list[Record]:
+    """A company -> an Account row (archived ones soft-deleted)."""
+    props = raw["properties"]
+    domain = normalise_domain(props.get("domain"))
+    values = {
+        "external_id": str(raw["id"]),
+        "name": props.get("name") or domain or f"company {raw['id']}",
+        "domain": domain,
+        "owner_external_id": props.get("hubspot_owner_id") or None,
+        "lifecycle_stage": props.get("lifecyclestage") or None,
+        "created_at": hs_time(props.get("createdate")) or parse_iso(raw.get("createdAt")),
+        "updated_at": hs_time(props.get(MODIFIED)) or parse_iso(raw.get("updatedAt")),
+        "deleted_at": _deleted_at(raw),
+    }
+    if segment_property:
+        values["segment"] = props.get(segment_property) or None
+    return [Record(Account, values)]
+
+
+def _company_of(raw: Mapping[str, Any]) -> str | None:
+    links = raw.get("associations", {}).get("companies", {}).get("results") or []
+    primary = [a for a in links if a.get("type") == "deal_to_company"] or links
+    return str(primary[0]["id"]) if primary else None
+
+
+def map_deal(raw: Mapping[str, Any]) -> list[Record]:
+    """A deal with its company association -> an Opportunity row."""
+    props = raw["properties"]
+    close = hs_time(props.get("closedate"))
+    kind = props.get("dealtype")
+    values = {
+        "external_id": str(raw["id"]),
+        "account_ref": _company_of(raw),
+        "name": props.get("dealname") or None,
+        "kind": kind.lower() if isinstance(kind, str) and kind else None,
+        "stage": props.get("dealstage") or None,
+        "amount_minor": to_minor(props.get("amount"), "amount"),
+        "arr_minor": to_minor(props.get("hs_arr"), "hs_arr"),
+        "currency": (props.get("deal_currency_code") or "USD").upper(),
+        "close_date": close.date() if close else None,
+        "is_closed": _flag(props.get("hs_is_closed")),
+        "is_won": _flag(props.get("hs_is_closed_won")),
+        "updated_at": hs_time(props.get(MODIFIED)) or parse_iso(raw.get("updatedAt")),
+        "deleted_at": _deleted_at(raw),
+    }
+    return [Record(Opportunity, values)]
+
+
+def map_archived_deal(raw: Mapping[str, Any]) -> list[Record]:
+    """An archived deal -> only its soft delete (its company link is left as it was)."""
+    deleted = _deleted_at(raw)
+    if deleted is None:
+        raise MappingError(f"deal {raw.get('id')} listed as archived without archivedAt")
+    return [Record(Opportunity, {"external_id": str(raw["id"]), "deleted_at": deleted})]
+
+
+def _with_companies(batch: int) -> Callable[[Fetcher, list[Json]], list[Json]]:
+    def enrich(fetcher: Fetcher, deals: list[Json]) -> list[Json]:
+        companies: dict[str, list[Json]] = {}
+        for start in range(0, len(deals), batch):
+            inputs = [{"id": str(d["id"])} for d in deals[start : start + batch] if "id" in d]
+            body = fetcher.fetch(
+                Request(
+                    "POST",
+                    "/crm/v3/associations/deals/companies/batch/read",
+                    json={"inputs": inputs},
+                )
+            )
+            for result in body.get("results") or []:
+                companies[str(result["from"]["id"])] = list(result.get("to") or [])
+        return [
+            {**d, "associations": {"companies": {"results": companies.get(str(d.get("id")), [])}}}
+            for d in deals
+        ]
+
+    return enrich
+
+
+def set_account_rollups(session: Session) -> None:
+    """ARR = sum of won deals' ARR; renewal date = earliest open renewal's close date."""
+    accounts = table_of(Account)
+    deals = table_of(Opportunity).c
+    mine = (
+        deals.source == SOURCE,
+        deals.account_ref == accounts.c.external_id,
+        deals.deleted_at.is_(None),
+    )
+    arr = select(func.coalesce(func.sum(deals.arr_minor), 0)).where(*mine, deals.is_won.is_(True))
+    renewal = select(func.min(deals.close_date)).where(
+        *mine, deals.kind == "renewal", deals.is_closed.is_(False)
+    )
+    session.execute(
+        update(accounts)
+        .where(accounts.c.source == SOURCE)
+        .values(arr_minor=arr.scalar_subquery(), renewal_date=renewal.scalar_subquery())
+    )
+
+
+def build(
+    settings: Settings, client: ClientOptions | None = None, options: HubSpotOptions | None = None
+) -> Connector:
+    """The HubSpot connector for these settings."""
+    cfg = settings.hubspot
+    opts = options or HubSpotOptions()
+    if cfg.token is None:
+        raise ConfigError("hubspot is not configured: set HUBSPOT__TOKEN in .env")
+    http = HttpSource(
+        source=SOURCE,
+        base_url=cfg.base_url,
+        auth=BearerAuth(cfg.token),
+        credential="the token",
+        settings_hint="HUBSPOT__TOKEN",
+        secrets=(cfg.token,),
+        quotas=QUOTAS,
+    )
+    limit = min(opts.search_limit, 200)
+    extras = tuple(opts.extra_company_properties) + (
+        (opts.segment_property,) if opts.segment_property else ()
+    )
+    company_props = COMPANY_PROPERTIES + extras
+
+    def company(raw: Mapping[str, Any]) -> list[Record]:
+        return map_company(raw, opts.segment_property)
+
+    def archived(properties: Sequence[str]) -> Query:
+        return lambda _ctx: {
+            "archived": "true",
+            "limit": cfg.page_size,
+            "properties": ",".join(properties),
+        }
+
+    def searched(properties: Sequence[str]) -> Query:
+        return lambda ctx: _search_body(properties, limit, ctx)
+
+    streams = (
+        StreamSpec(
+            name="owners",
+            path="/crm/v3/owners",
+            query=lambda _ctx: {"limit": cfg.page_size},
+            records_key="results",
+            paginator=CursorAfterPaginator,
+            mapper=map_owner,
+        ),
+        StreamSpec(
+            name="companies",
+            path="/crm/v3/objects/companies/search",
+            method="POST",
+            query=searched(company_props),
+            records_key="results",
+            paginator=lambda: SearchPaginator(limit, opts.result_cap),
+            mapper=company,
+            cursor_kind=CursorKind.TIMESTAMP,
+            cursor=max_timestamp(_modified),
+            total_key="total",
+        ),
+        StreamSpec(
+            name="archived_companies",
+            path="/crm/v3/objects/companies",
+            query=archived(company_props),
+            records_key="results",
+            paginator=CursorAfterPaginator,
+            mapper=company,
+        ),
+        StreamSpec(
+            name="deals",
+            path="/crm/v3/objects/deals/search",
+            method="POST",
+            query=searched(DEAL_PROPERTIES),
+            records_key="results",
+            paginator=lambda: SearchPaginator(limit, opts.result_cap),
+            mapper=map_deal,
+            cursor_kind=CursorKind.TIMESTAMP,
+            cursor=max_timestamp(_modified),
+            enrich=_with_companies(opts.association_batch),
+            total_key="total",
+        ),
+        StreamSpec(
+            name="archived_deals",
+            path="/crm/v3/objects/deals",
+            query=archived(("dealname",)),
+            records_key="results",
+            paginator=CursorAfterPaginator,
+            mapper=map_archived_deal,
+        ),
+    )
+    return Connector(
+        source=SOURCE,
+        streams=streams,
+        open=lambda: HttpClient(http, client),
+        secrets=(cfg.token,),
+        finalize=set_account_rollups,
+    )

@@ -1,0 +1,368 @@
+"""The one fetch loop: run a connector's declared streams into the store, page by page.
+
+For each stream: read the committed cursor, build the first request from it, then for every
+page map its records (a record that cannot be mapped goes to quarantine with the reason and
+the sync goes on), upsert the page's rows and commit, and only then save the page's cursor
+and commit again. A crash at any point therefore resumes from the last committed cursor and
+replays at most one page, which the idempotent upserts absorb. Timestamp cursors never move
+backwards and are re-read with a lookback window. Each stream run leaves a `SyncRun` row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlmodel import Session
+
+from connectors.base import (
+    Connector,
+    CursorKind,
+    Fetcher,
+    Json,
+    Page,
+    Record,
+    StartContext,
+    StreamSpec,
+    parse_iso,
+    table_of,
+    validate_record,
+)
+from connectors.errors import AuthError, FatalError, MappingError, SyncError, scrub
+from store.db import session_scope
+from store.models import QuarantinedRecord, SyncRun, SyncState
+from store.types import utcnow
+from store.upsert import bulk_upsert
+
+__all__ = [
+    "Progress",
+    "ProgressEvent",
+    "StreamResult",
+    "SyncOptions",
+    "SyncSummary",
+    "map_records",
+    "run_stream",
+    "sync_connector",
+]
+
+log = logging.getLogger(__name__)
+
+# Errors a mapper raises on a record of unexpected shape: quarantine it, keep syncing.
+_SHAPE_ERRORS = (MappingError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Engine-wide knobs."""
+
+    lookback: timedelta = timedelta(minutes=10)
+    """Timestamp cursors restart this far before the committed cursor."""
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Sent after every page and once more when a stream is done."""
+
+    source: str
+    stream: str
+    pages: int
+    records: int
+    quarantined: int
+    total: int | None
+    done: bool
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class StreamResult:
+    """How one stream's sync went."""
+
+    source: str
+    stream: str
+    status: str = "ok"
+    records: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    pages: int = 0
+    cursor: str | None = None
+    error: str | None = None
+    exception: Exception | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class SyncSummary:
+    """What a sync did, for the CLI to print; `links` counts identity links by status."""
+
+    streams: list[StreamResult] = field(default_factory=list)
+    links: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.streams)
+
+    @property
+    def failures(self) -> list[StreamResult]:
+        return [r for r in self.streams if r.status != "ok"]
+
+    def records_by_source(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for r in self.streams:
+            totals[r.source] = totals.get(r.source, 0) + r.records
+        return totals
+
+    def records_by_stream(self) -> dict[tuple[str, str], int]:
+        return {(r.source, r.stream): r.records for r in self.streams}
+
+    def raise_first_error(self) -> None:
+        """Raise the first stream failure, if any (for callers that want exceptions)."""
+        for r in self.failures:
+            if r.exception is not None:
+                raise r.exception
+
+
+@dataclass
+class _MappedPage:
+    records: list[Record] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    mapped_keys: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def map_records(source: str, spec: StreamSpec, raw: Sequence[Json]) -> _MappedPage:
+    """Map raw records with the stream's mapper; what fails goes to the quarantine list."""
+    page = _MappedPage()
+    for item in raw:
+        key = spec.record_key(item)
+        try:
+            rows = spec.mapper(item)
+            stamped = [_stamp(source, rec) for rec in rows]
+            for rec in stamped:
+                validate_record(rec)
+        except _SHAPE_ERRORS as exc:
+            reason = str(exc) if isinstance(exc, MappingError) else f"{type(exc).__name__}: {exc}"
+            page.quarantine.append({"record_key": key, "payload": item, "reason": reason[:1000]})
+            continue
+        if not stamped:
+            page.skipped += 1
+            continue
+        page.records.extend(stamped)
+        page.mapped_keys.append(key)
+    return page
+
+
+def _stamp(source: str, record: Record) -> Record:
+    if "source" in record.values or "source" not in table_of(record.model).columns:
+        return record
+    return Record(record.model, {"source": source, **record.values}, record.keys)
+
+
+def _upsert_records(session: Session, records: Sequence[Record]) -> None:
+    """Upsert a page's rows: last state of each key wins, one statement per shape."""
+    latest: dict[tuple[Any, ...], Record] = {}
+    for rec in records:
+        key = (rec.model, *(rec.values[k] for k in rec.keys))
+        latest.pop(key, None)
+        latest[key] = rec
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for rec in latest.values():
+        shape = (rec.model, rec.keys, tuple(sorted(rec.values)))
+        groups.setdefault(shape, []).append(rec.values)
+    for (model, keys, _), rows in groups.items():
+        bulk_upsert(session, model, rows, keys=keys)
+
+
+def _write_page(
+    session: Session, source: str, stream: str, page: _MappedPage, now: datetime
+) -> None:
+    _upsert_records(session, page.records)
+    if page.quarantine:
+        base = {"source": source, "stream": stream, "resolved_at": None}
+        rows = [{**base, **q} for q in page.quarantine]
+        bulk_upsert(session, QuarantinedRecord, rows, keys=("source", "stream", "record_key"))
+    quarantine = table_of(QuarantinedRecord).c
+    for start in range(0, len(page.mapped_keys), 500):
+        session.execute(
+            update(table_of(QuarantinedRecord))
+            .where(
+                quarantine.source == source,
+                quarantine.stream == stream,
+                quarantine.record_key.in_(page.mapped_keys[start : start + 500]),
+                quarantine.resolved_at.is_(None),
+            )
+            .values(resolved_at=now)
+        )
+
+
+def _save_cursor(engine: Engine, source: str, stream: str, cursor: str, now: datetime) -> None:
+    """Commit a stream's cursor; called only after the page's records are committed."""
+    with session_scope(engine) as session:
+        row = {"source": source, "stream": stream, "cursor": cursor, "updated_at": now}
+        bulk_upsert(session, SyncState, [row], keys=("source", "stream"))
+
+
+def _advance(kind: CursorKind, committed: str | None, new: str) -> str | None:
+    """The cursor to commit after a page, or None when it must not move."""
+    if new == committed:
+        return None
+    if kind is CursorKind.TIMESTAMP and committed is not None:
+        old_at, new_at = parse_iso(committed), parse_iso(new)
+        if old_at is not None and new_at is not None and new_at <= old_at:
+            return None  # a lookback page: the cursor never moves backwards
+    return new
+
+
+def _cursors(engine: Engine, source: str) -> dict[str, str | None]:
+    with Session(engine) as session:
+        state = table_of(SyncState).c
+        rows = session.execute(
+            select(state.stream, state.cursor).where(state.source == source)
+        ).all()
+    return {stream: cursor for stream, cursor in rows}
+
+
+def _start_context(
+    spec: StreamSpec, cursors: Mapping[str, str | None], options: SyncOptions
+) -> StartContext:
+    committed = cursors.get(spec.name)
+    since = None
+    if spec.cursor_kind is CursorKind.TIMESTAMP and committed:
+        at = parse_iso(committed)
+        since = at - options.lookback if at else None
+    return StartContext(committed, since, options.clock(), dict(cursors))
+
+
+def _page_records(spec: StreamSpec, body: Json) -> list[Json]:
+    items = body.get(spec.records_key)
+    if not isinstance(items, list):
+        raise FatalError(f"the {spec.name} response has no list under {spec.records_key!r}")
+    records = [i if isinstance(i, dict) else {"value": i} for i in items]
+    return records[::-1] if spec.newest_first else records
+
+
+def _record_run(engine: Engine, result: StreamResult, run_id: int | None, now: datetime) -> int:
+    values = {
+        "source": result.source,
+        "stream": result.stream,
+        "status": result.status,
+        "records": result.records,
+        "quarantined": result.quarantined,
+        "pages": result.pages,
+        "error": result.error,
+    }
+    runs = table_of(SyncRun)
+    with session_scope(engine) as session:
+        if run_id is None:
+            inserted = session.execute(
+                insert(runs).values(started_at=now, **values).returning(runs.c.id)
+            )
+            return int(inserted.scalar_one())
+        session.execute(update(runs).where(runs.c.id == run_id).values(finished_at=now, **values))
+        return run_id
+
+
+def run_stream(
+    engine: Engine,
+    connector: Connector,
+    spec: StreamSpec,
+    fetcher: Fetcher,
+    options: SyncOptions | None = None,
+    progress: Progress | None = None,
+) -> StreamResult:
+    """Sync one stream; failures are recorded in the result and its SyncRun, not raised.
+
+    Errors that are not a `SyncError` (bugs, a lost database) are recorded and re-raised.
+    """
+    options = options or SyncOptions()
+    source = connector.source
+    result = StreamResult(source, spec.name, status="running")
+    run_id = _record_run(engine, result, None, options.clock())
+    total: int | None = None
+
+    def report(done: bool) -> None:
+        if progress is not None:
+            event = ProgressEvent(
+                source, spec.name, result.pages, result.records, result.quarantined, total, done
+            )
+            progress(event)
+
+    try:
+        ctx = _start_context(spec, _cursors(engine, source), options)
+        committed = result.cursor = ctx.cursor
+        request = spec.first_request(ctx)
+        paginator = spec.paginator()
+        while request is not None:
+            body = fetcher.fetch(request)
+            paginator.update(body)
+            raw = _page_records(spec, body)
+            if spec.enrich is not None and raw:
+                raw = spec.enrich(fetcher, raw)
+            if total is None and spec.total_key and isinstance(body.get(spec.total_key), int):
+                total = body[spec.total_key]
+            mapped = map_records(source, spec, raw)
+            with session_scope(engine) as session:
+                _write_page(session, source, spec.name, mapped, options.clock())
+            result.pages += 1
+            result.records += len(mapped.mapped_keys)
+            result.skipped += mapped.skipped
+            result.quarantined += len(mapped.quarantine)
+            if spec.cursor is not None:
+                page = Page(body, raw, not paginator.has_more, ctx)
+                new = spec.cursor(page)
+                moved = _advance(spec.cursor_kind, committed, new) if new is not None else None
+                if moved is not None:
+                    _save_cursor(engine, source, spec.name, moved, options.clock())
+                    committed = result.cursor = moved
+            report(done=False)
+            request = paginator.next_request(request) if paginator.has_more else None
+        result.status = "ok"
+    except Exception as exc:
+        result.status = "failed"
+        result.exception = exc
+        kind = type(exc).__name__
+        message = scrub(str(exc), connector.secret_values())
+        result.error = message if isinstance(exc, SyncError) else f"{kind}: {message}"
+        log.warning("%s/%s failed: %s", source, spec.name, result.error)
+        _record_run(engine, result, run_id, options.clock())
+        report(done=True)
+        if not isinstance(exc, SyncError):
+            raise
+        return result
+    _record_run(engine, result, run_id, options.clock())
+    report(done=True)
+    return result
+
+
+def sync_connector(
+    engine: Engine,
+    connector: Connector,
+    *,
+    streams: Sequence[str] | None = None,
+    options: SyncOptions | None = None,
+    progress: Progress | None = None,
+) -> list[StreamResult]:
+    """Sync a connector's streams in their declared order, then its set-based finalize.
+
+    An `AuthError` stops the source: every later stream would be refused the same way.
+    """
+    selected = [s for s in connector.streams if streams is None or s.name in streams]
+    results: list[StreamResult] = []
+    fetcher = connector.open()
+    try:
+        for spec in selected:
+            result = run_stream(engine, connector, spec, fetcher, options, progress)
+            results.append(result)
+            if isinstance(result.exception, AuthError):
+                return results
+    finally:
+        fetcher.close()
+    if connector.finalize is not None:
+        with session_scope(engine) as session:
+            connector.finalize(session)
+    return results

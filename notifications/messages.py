@@ -1,0 +1,196 @@
+"""Slack messages the agent sends, built with `slack_sdk.models.blocks`.
+
+Every message has a plain `text` fallback (notifications, screen readers, old clients)
+and blocks that are checked against Block Kit's limits before they leave: the SDK's
+validators (header 150 chars, section 3,000, 10 fields, 25 actions, 10 context elements)
+plus the message-wide limits (50 blocks; about 13k characters of blocks). Long parts are
+shortened rather than rejected, so an alert is never lost to a long note.
+
+The alert's buttons carry the alert id as their value; the action ids are the contract
+with the interactive handlers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+__all__ = [
+    "ACTION_ACKNOWLEDGE",
+    "ACTION_LOG_SENTIMENT",
+    "ACTION_SNOOZE",
+    "AlertFacts",
+    "SlackMessage",
+    "build_admin_notice",
+    "build_alert_message",
+    "format_money",
+    "headline",
+]
+
+ACTION_ACKNOWLEDGE = "alert_acknowledge"
+ACTION_SNOOZE = "alert_snooze_7d"
+ACTION_LOG_SENTIMENT = "alert_log_sentiment"
+
+MAX_BLOCKS = 50
+MAX_BLOCKS_CHARS = 12_000  # Slack has refused messages near 13k characters of blocks
+HEADER_MAX, SECTION_MAX, FIELD_MAX, CONTEXT_MAX = 150, 3000, 2000, 2000
+ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "RWF"}
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What a band-drop alert says; stored as the alert's payload, rendered at delivery."""
+
+    account_name: str
+    score: float
+    band: str
+    previous_score: float
+    previous_band: str
+    as_of: date
+    drivers: list[str] = field(default_factory=list)
+    renewal_date: date | None = None
+    arr_minor: int | None = None
+    currency: str = "USD"
+    scorecard_version: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["as_of"] = self.as_of.isoformat()
+        data["renewal_date"] = self.renewal_date.isoformat() if self.renewal_date else None
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> AlertFacts:
+        values = dict(data)
+        values["as_of"] = date.fromisoformat(values["as_of"])
+        if values.get("renewal_date"):
+            values["renewal_date"] = date.fromisoformat(values["renewal_date"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """Fallback text plus validated blocks."""
+
+    text: str
+    blocks: list[Block]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Arguments for `chat.postMessage` (besides the channel)."""
+        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _escape(text: str) -> str:
+    """Text safe inside mrkdwn: Slack's three control characters escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_money(minor: int, currency: str) -> str:
+    """`$120,000` from minor units; cents only when there are some."""
+    code = currency.upper()
+    value = minor if code in ZERO_DECIMAL else minor / 100
+    amount = f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+    symbol = SYMBOLS.get(code)
+    return f"{symbol}{amount}" if symbol else f"{amount} {code}"
+
+
+def headline(facts: AlertFacts) -> str:
+    """ "Acme Robotics dropped from green (78) to red (34)"."""
+    return (
+        f"{facts.account_name} dropped from {facts.previous_band} ({facts.previous_score:.0f}) "
+        f"to {facts.band} ({facts.score:.0f})"
+    )
+
+
+def _validated(text: str, blocks: list[Block]) -> SlackMessage:
+    if not text.strip():
+        raise ValueError("a Slack message needs a fallback text")
+    if len(blocks) > MAX_BLOCKS:
+        raise ValueError(f"{len(blocks)} blocks: Slack takes at most {MAX_BLOCKS}")
+    rendered = [block.to_dict() for block in blocks]  # runs the SDK's Block Kit validators
+    size = len(json.dumps(rendered, ensure_ascii=False))
+    if size > MAX_BLOCKS_CHARS:
+        raise ValueError(f"blocks are {size} characters: keep them under {MAX_BLOCKS_CHARS}")
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def build_alert_message(
+    facts: AlertFacts, alert_id: int, *, today: date | None = None
+) -> SlackMessage:
+    """The band-drop alert: header, drivers, renewal and ARR, and three buttons."""
+    title = headline(facts)
+    drivers = facts.drivers[:5]
+    why = "\n".join(f"• {_escape(_shorten(d, 400))}" for d in drivers)
+    fields = [
+        MarkdownTextObject(text=f"*Score*\n{facts.score:.0f} (was {facts.previous_score:.0f})")
+    ]
+    if facts.renewal_date is not None:
+        renewal = facts.renewal_date.isoformat()
+        days = (facts.renewal_date - (today or facts.as_of)).days
+        if days >= 0:
+            renewal += f" (in {days} day{'' if days == 1 else 's'})"
+        fields.append(MarkdownTextObject(text=f"*Renewal*\n{renewal}"))
+    if facts.arr_minor:
+        fields.append(
+            MarkdownTextObject(text=f"*ARR*\n{format_money(facts.arr_minor, facts.currency)}")
+        )
+    context = f"Health as of {facts.as_of.isoformat()}"
+    if facts.scorecard_version:
+        context += f" · scorecard {facts.scorecard_version}"
+    value = str(alert_id)
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX), emoji=True)),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=_shorten(
+                    f"*Why*\n{why}" if why else "No single driver stands out.", SECTION_MAX
+                )
+            ),
+            fields=fields,
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text=_shorten(_escape(context), CONTEXT_MAX))]),
+        ActionsBlock(
+            block_id=f"alert:{alert_id}",
+            elements=[
+                ButtonElement(
+                    text="Acknowledge", action_id=ACTION_ACKNOWLEDGE, value=value, style="primary"
+                ),
+                ButtonElement(text="Snooze 7 days", action_id=ACTION_SNOOZE, value=value),
+                ButtonElement(text="Log sentiment", action_id=ACTION_LOG_SENTIMENT, value=value),
+            ],
+        ),
+    ]
+    text = title + (f". {'; '.join(drivers[:3])}" if drivers else "")
+    return _validated(_shorten(text, 3000), blocks)
+
+
+def build_admin_notice(title: str, lines: list[str]) -> SlackMessage:
+    """A short list for the admin channel (alerts that could not be routed...)."""
+    shown, hidden = lines[:20], len(lines) - 20
+    body = "\n".join(f"• {_escape(_shorten(line, 300))}" for line in shown)
+    if hidden > 0:
+        body += f"\n…and {hidden} more"
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX))),
+        SectionBlock(text=MarkdownTextObject(text=_shorten(body, SECTION_MAX))),
+    ]
+    text = f"{title}: " + "; ".join(shown)
+    return _validated(_shorten(text, 3000), blocks)

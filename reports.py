@@ -1,0 +1,235 @@
+"""Read-only views of the store for people: the book by risk, one account explained, and
+what the sources left for review (unmatched and quarantined records).
+
+Each view is one or two set-based queries that return plain dicts, so `--json` prints them
+as they are and the `print_*` functions only decide how they look.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from sqlalchemy import Engine, func, or_, select
+from sqlmodel import Session
+
+import views
+from store.models import Account, ExternalLink, HealthScore, QuarantinedRecord, SentimentEntry
+
+__all__ = [
+    "AccountNotFound",
+    "accounts_overview",
+    "find_account",
+    "print_accounts",
+    "print_quarantine",
+    "print_unmatched",
+    "quarantined",
+    "unmatched",
+]
+
+BAND_RISK = {"red": 0, "yellow": 1, "green": 2}
+
+
+class AccountNotFound(LookupError):
+    """No live account matches what the person typed."""
+
+
+def _money(minor: int | None, currency: str = "USD") -> str:
+    if not minor:
+        return ""
+    return f"{minor / 100:,.0f} {currency}"
+
+
+def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
+    """Every live account with its latest score and the change since the score before."""
+    ranked = select(
+        HealthScore.account_id,
+        HealthScore.as_of,
+        HealthScore.score,
+        HealthScore.band,
+        HealthScore.confidence,
+        HealthScore.drivers,
+        func.row_number()
+        .over(partition_by=HealthScore.account_id, order_by=HealthScore.as_of.desc())  # type: ignore[attr-defined]  # SQLModel column
+        .label("rn"),
+    ).subquery()
+    latest = select(ranked).where(ranked.c.rn == 1).subquery()
+    previous = select(ranked).where(ranked.c.rn == 2).subquery()
+    query = (
+        select(
+            Account,
+            latest.c.as_of,
+            latest.c.score,
+            latest.c.band,
+            latest.c.confidence,
+            latest.c.drivers,
+            previous.c.score.label("previous_score"),
+            previous.c.band.label("previous_band"),
+        )
+        .outerjoin(latest, latest.c.account_id == Account.id)
+        .outerjoin(previous, previous.c.account_id == Account.id)
+        .where(Account.deleted_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
+    )
+    rows: list[dict[str, Any]] = []
+    with Session(engine) as session:
+        for account, as_of, score, band, confidence, drivers, prev_score, prev_band in (
+            session.execute(query).all()
+        ):
+            rows.append(
+                {
+                    "id": account.id,
+                    "crm_id": account.external_id,
+                    "name": account.name,
+                    "domain": account.domain,
+                    "owner_email": account.owner_email,
+                    "arr_minor": account.arr_minor,
+                    "currency": account.currency,
+                    "renewal_date": account.renewal_date.isoformat()
+                    if account.renewal_date
+                    else None,
+                    "as_of": as_of.isoformat() if as_of else None,
+                    "score": round(score, 1) if score is not None else None,
+                    "band": band,
+                    "confidence": round(confidence, 2) if confidence is not None else None,
+                    "previous_score": round(prev_score, 1) if prev_score is not None else None,
+                    "previous_band": prev_band,
+                    "drivers": drivers or [],
+                }
+            )
+    rows.sort(
+        key=lambda r: (
+            BAND_RISK.get(r["band"], 3),
+            r["score"] if r["score"] is not None else 101.0,
+            -(r["arr_minor"] or 0),
+        )
+    )
+    return rows
+
+
+def _driver_text(driver: Any) -> str:
+    if isinstance(driver, dict):
+        return str(driver.get("text") or driver.get("label") or driver)
+    return str(driver)
+
+
+def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | None = None) -> None:
+    shown = rows[:limit] if limit else rows
+    views.render_table(
+        console,
+        f"Accounts by risk ({len(rows)} accounts" + (f", top {limit})" if limit else ")"),
+        ["Account", "Owner", "Score", "Band", "Change", "ARR", "Renewal", "Top driver"],
+        (
+            [
+                r["name"],
+                r["owner_email"] or "(unowned)",
+                "" if r["score"] is None else f"{r['score']:.0f}",
+                r["band"] or "unscored",
+                ""
+                if r["score"] is None or r["previous_score"] is None
+                else f"{r['score'] - r['previous_score']:+.0f}",
+                _money(r["arr_minor"], r["currency"]),
+                r["renewal_date"] or "",
+                _driver_text(r["drivers"][0]) if r["drivers"] else "",
+            ]
+            for r in shown
+        ),
+        styles={2: "number", 4: "number", 5: "number"},
+    )
+
+
+def find_account(session: Session, needle: str) -> Account:
+    """The live account whose id, CRM id, domain or name is `needle` (name: case-insensitive)."""
+    conditions = [
+        Account.external_id == needle,
+        Account.domain == needle.lower(),
+        func.lower(Account.name) == needle.lower(),
+    ]
+    if needle.isdigit():
+        conditions.append(Account.id == int(needle))
+    matches = list(
+        session.exec(
+            select(Account).where(or_(*conditions), Account.deleted_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
+        ).scalars()
+    )
+    if not matches:
+        raise AccountNotFound(
+            f"no account matches {needle!r}: use an id, CRM id, domain or exact name "
+            "from `health-agent accounts`"
+        )
+    if len(matches) > 1:
+        names = ", ".join(f"{a.name} (id {a.id})" for a in matches[:5])
+        raise AccountNotFound(f"{needle!r} matches several accounts: {names}; use the id")
+    return matches[0]
+
+
+def latest_sentiment(session: Session, account_id: int) -> SentimentEntry | None:
+    return session.exec(
+        select(SentimentEntry)
+        .where(SentimentEntry.account_id == account_id)
+        .order_by(SentimentEntry.recorded_at.desc())  # type: ignore[attr-defined]  # SQLModel column
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def unmatched(engine: Engine) -> list[dict[str, Any]]:
+    """Links of other systems that wait for a decision: unmatched or ambiguous."""
+    with Session(engine) as session:
+        links = session.exec(
+            select(ExternalLink)
+            .where(ExternalLink.account_id.is_(None), ExternalLink.deleted_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
+            .order_by(ExternalLink.source, ExternalLink.external_id)
+        ).scalars()
+        return [
+            {
+                "source": link.source,
+                "external_id": link.external_id,
+                "kind": link.kind,
+                "name": link.name,
+                "domain": link.domain,
+                "status": link.status,
+                "reason": link.reason,
+            }
+            for link in links
+        ]
+
+
+def print_unmatched(console: Console, rows: list[dict[str, Any]]) -> None:
+    views.render_table(
+        console,
+        f"Unmatched records ({len(rows)})",
+        ["Source", "Kind", "External id", "Name", "Domain", "Status", "Reason"],
+        (
+            [r["source"], r["kind"], r["external_id"], r["name"], r["domain"], r["status"],
+             r["reason"]]
+            for r in rows
+        ),
+    )
+
+
+def quarantined(engine: Engine) -> list[dict[str, Any]]:
+    """Records that could not be mapped and wait for a fix."""
+    with Session(engine) as session:
+        records = session.exec(
+            select(QuarantinedRecord)
+            .where(QuarantinedRecord.resolved_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
+            .order_by(QuarantinedRecord.created_at)
+        ).scalars()
+        return [
+            {
+                "source": r.source,
+                "stream": r.stream,
+                "record_key": r.record_key,
+                "reason": r.reason,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in records
+        ]
+
+
+def print_quarantine(console: Console, rows: list[dict[str, Any]]) -> None:
+    views.render_table(
+        console,
+        f"Quarantined records ({len(rows)})",
+        ["Source", "Stream", "Record", "Reason", "Since"],
+        ([r["source"], r["stream"], r["record_key"], r["reason"], r["created_at"]] for r in rows),
+    )

@@ -1,0 +1,296 @@
+"""Health scores for every account at once, as of a day, with their explanation.
+
+`score_accounts` runs each measure of the scorecard once over all accounts (a handful of
+aggregate queries, never one per account), turns readings into 0-100 scores, combines
+them into components and a total, and writes one `HealthScore` row per account and day in
+bulk; scoring the same day again replaces that day's rows. A measure without data is left
+out and the remaining weights re-normalised; `confidence` is the share of the scorecard's
+weight that was backed by data. An account with no data at all gets no score.
+
+Drivers are the plain-words reasons behind a score: each measure contributes
+`effective weight x (measure score - green threshold)` points, so measures holding an
+account below green pull, measures above it push. The three most negative come first;
+green accounts also get their three strongest positive drivers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, or_, select
+from sqlmodel import Session, col
+from sqlmodel import select as select_models
+
+from scoring.measures import MEASURES, SENTIMENTS, Reading, cutoff
+from scoring.scorecard import Scorecard, load_scorecard
+from store.db import session_scope
+from store.models import Account, HealthScore, SentimentEntry
+from store.types import utcnow
+from store.upsert import bulk_upsert
+
+__all__ = [
+    "AccountHealth",
+    "AccountScore",
+    "ScoreRunSummary",
+    "SentimentError",
+    "UnknownAccountError",
+    "backfill",
+    "compute_score",
+    "explain",
+    "record_sentiment",
+    "score_accounts",
+]
+
+MAX_DRIVERS = 3
+
+
+class UnknownAccountError(LookupError):
+    """No live account has that id."""
+
+
+class SentimentError(ValueError):
+    """A sentiment entry that is not green, yellow or red."""
+
+
+@dataclass(frozen=True)
+class AccountScore:
+    """One account's computed score, ready to be stored as a `HealthScore`."""
+
+    score: float
+    band: str
+    confidence: float
+    components: dict[str, Any]
+    weights: dict[str, float]
+    drivers: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ScoreRunSummary:
+    """What one scoring run did."""
+
+    as_of: date
+    scorecard_version: str
+    accounts: int
+    scored: int
+    unscored: int
+    bands: dict[str, int] = field(default_factory=dict)
+    mean_confidence: float = 0.0
+
+
+@dataclass(frozen=True)
+class AccountHealth:
+    """An account's latest score and its history (oldest first), for `explain`."""
+
+    account: Account
+    latest: HealthScore | None
+    history: list[HealthScore]
+
+
+def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> AccountScore | None:
+    """Combine one account's readings (by measure name) into a score; None without data."""
+    total_weight = sum(c.weight for c in scorecard.components.values())
+    components: dict[str, Any] = {}
+    present: dict[str, tuple[float, float]] = {}  # component -> (weight, score)
+    scored: list[tuple[str, str, float, float, str, str]] = []
+    confidence = 0.0
+    for cname, component in scorecard.components.items():
+        m_total = sum(m.weight for m in component.measures)
+        measures: dict[str, Any] = {}
+        got: list[tuple[float, float]] = []
+        for measure in component.measures:
+            reading = readings.get(measure.name)
+            entry: dict[str, Any] = {
+                "value": None,
+                "score": None,
+                "weight": measure.weight / m_total,
+            }
+            if reading is not None:
+                score = measure.score(reading.value)
+                entry.update(value=reading.value, score=round(score, 1), details=reading.details)
+                got.append((measure.weight, score))
+                negative = measure.describe(reading.value, reading.details, positive=False)
+                positive = measure.describe(reading.value, reading.details, positive=True)
+                scored.append((cname, measure.name, measure.weight, score, negative, positive))
+            measures[measure.name] = entry
+        comp_score: float | None = None
+        if got:
+            got_weight = sum(w for w, _ in got)
+            comp_score = sum(w * s for w, s in got) / got_weight
+            present[cname] = (component.weight, comp_score)
+            confidence += component.weight / total_weight * got_weight / m_total
+        components[cname] = {
+            "score": None if comp_score is None else round(comp_score, 1),
+            "weight": component.weight / total_weight,
+            "measures": measures,
+        }
+    if not present:
+        return None
+    present_weight = sum(w for w, _ in present.values())
+    total = sum(w * s for w, s in present.values()) / present_weight
+    weights = {c: (present[c][0] / present_weight if c in present else 0.0) for c in components}
+    pivot = scorecard.bands.green
+    contributions = []
+    for cname, mname, weight, score, negative, positive in scored:
+        comp_measures = scorecard.components[cname].measures
+        got_weight = sum(m.weight for m in comp_measures if m.name in readings)
+        effective = weights[cname] * weight / got_weight
+        components[cname]["measures"][mname]["effective_weight"] = round(effective, 4)
+        impact = effective * (score - pivot)
+        contributions.append((impact, cname, mname, negative if impact < 0 else positive))
+    band = scorecard.bands.band(total)
+    drivers = [_driver(c) for c in sorted(contributions) if c[0] < 0][:MAX_DRIVERS]
+    if band == "green":
+        ups = sorted((c for c in contributions if c[0] > 0), reverse=True)
+        drivers += [_driver(c) for c in ups][:MAX_DRIVERS]
+    return AccountScore(
+        score=round(total, 1),
+        band=band,
+        confidence=round(confidence, 3),
+        components=components,
+        weights={c: round(w, 4) for c, w in weights.items()},
+        drivers=drivers,
+    )
+
+
+def _driver(contribution: tuple[float, str, str, str]) -> dict[str, Any]:
+    impact, component, measure, text = contribution
+    return {
+        "text": text,
+        "direction": "negative" if impact < 0 else "positive",
+        "impact": round(impact, 1),
+        "component": component,
+        "measure": measure,
+    }
+
+
+@contextmanager
+def _session(db: Engine | Session) -> Iterator[Session]:
+    if isinstance(db, Session):
+        yield db
+        return
+    with session_scope(db) as session:
+        yield session
+
+
+def _live_account_ids(session: Session, as_of: date) -> list[int]:
+    end = cutoff(as_of)
+    stmt = select(col(Account.id)).where(
+        or_(col(Account.deleted_at).is_(None), col(Account.deleted_at) >= end),
+        or_(col(Account.created_at).is_(None), col(Account.created_at) < end),
+    )
+    return [a for (a,) in session.connection().execute(stmt) if a is not None]
+
+
+def score_accounts(
+    db: Engine | Session, as_of: date, scorecard: Scorecard | None = None
+) -> ScoreRunSummary:
+    """Score every account live at the end of `as_of` and store the scores in bulk.
+
+    With an engine the run is one transaction; with a session the caller commits.
+    """
+    scorecard = scorecard or load_scorecard()
+    computed_at = utcnow()
+    with _session(db) as session:
+        accounts = _live_account_ids(session, as_of)
+        names = scorecard.measure_names()
+        readings = {name: MEASURES[name].query(session, as_of) for name in names}
+        rows: list[dict[str, Any]] = []
+        unscored: list[int] = []
+        for account_id in accounts:
+            mine = {n: readings[n][account_id] for n in names if account_id in readings[n]}
+            result = compute_score(scorecard, mine)
+            if result is None:
+                unscored.append(account_id)
+                continue
+            rows.append(
+                {
+                    "account_id": account_id,
+                    "as_of": as_of,
+                    "score": result.score,
+                    "band": result.band,
+                    "confidence": result.confidence,
+                    "components": result.components,
+                    "weights": result.weights,
+                    "drivers": result.drivers,
+                    "scorecard_version": scorecard.version,
+                    "computed_at": computed_at,
+                }
+            )
+        bulk_upsert(session, HealthScore, rows, keys=("account_id", "as_of"))
+        if unscored:  # a day re-scored without data must not keep a stale score
+            session.exec(
+                delete(HealthScore).where(
+                    col(HealthScore.as_of) == as_of, col(HealthScore.account_id).in_(unscored)
+                )
+            )
+    bands = Counter(row["band"] for row in rows)
+    return ScoreRunSummary(
+        as_of=as_of,
+        scorecard_version=scorecard.version,
+        accounts=len(accounts),
+        scored=len(rows),
+        unscored=len(unscored),
+        bands={band: bands.get(band, 0) for band in ("green", "yellow", "red")},
+        mean_confidence=round(sum(r["confidence"] for r in rows) / len(rows), 3) if rows else 0.0,
+    )
+
+
+def backfill(
+    engine: Engine, weeks: int, today: date, scorecard: Scorecard | None = None
+) -> list[ScoreRunSummary]:
+    """Score the `weeks` weekly as-of dates ending `today`, oldest first, one run each."""
+    scorecard = scorecard or load_scorecard()
+    days = [today - timedelta(weeks=k) for k in range(weeks - 1, -1, -1)]
+    return [score_accounts(engine, day, scorecard) for day in days]
+
+
+def explain(session: Session, account_id: int, history: int = 26) -> AccountHealth:
+    """The account's latest score and up to `history` scores before it, oldest first."""
+    account = session.get(Account, account_id)
+    if account is None:
+        raise UnknownAccountError(f"no account with id {account_id}")
+    stmt = (
+        select_models(HealthScore)
+        .where(col(HealthScore.account_id) == account_id)
+        .order_by(col(HealthScore.as_of).desc())
+        .limit(history + 1)
+    )
+    scores = list(reversed(session.exec(stmt).all()))
+    return AccountHealth(account=account, latest=scores[-1] if scores else None, history=scores)
+
+
+def record_sentiment(
+    db: Engine | Session,
+    account_id: int,
+    sentiment: str,
+    note: str = "",
+    *,
+    author_email: str | None = None,
+    origin: str = "cli",
+    recorded_at: datetime | None = None,
+) -> SentimentEntry:
+    """Store a CSM's green/yellow/red call on a live account, with an optional note."""
+    value = sentiment.strip().lower()
+    if value not in SENTIMENTS:
+        raise SentimentError(f"sentiment must be green, yellow or red, not {sentiment!r}")
+    with _session(db) as session:
+        account = session.get(Account, account_id)
+        if account is None or account.deleted_at is not None:
+            raise UnknownAccountError(f"no live account with id {account_id}")
+        entry = SentimentEntry(
+            account_id=account_id,
+            sentiment=value,
+            note=note.strip(),
+            author_email=author_email,
+            origin=origin,
+            recorded_at=recorded_at or utcnow(),
+        )
+        session.add(entry)
+        session.flush()
+        session.refresh(entry)
+    return entry

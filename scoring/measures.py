@@ -1,0 +1,461 @@
+"""Measures: one set-based aggregate query each, over every account at once, as of a day.
+
+Each measure function takes a session and an `as_of` date and returns a `Reading` per
+account that has data for it; an account with no data is simply absent (missing is not
+zero). Everything is point in time: "as of" a day means as of the end of that day (UTC),
+and only rows known by then count, so scores can be recomputed for past days. Rows with
+no account (unmatched by identity) and deleted rows are ignored.
+
+Point-in-time rules, where the store keeps only the latest state of a record:
+
+- A ticket is solved at `solved_at`; a solved or closed ticket without one counts as solved
+  at its `updated_at`. A ticket's satisfaction rating counts once the ticket was last
+  updated (the rating time itself is not stored).
+- A subscription is alive at an instant when it had started (`started_at`, else
+  `created_at`; undated ones count as started) and had not ended (`ended_at`; a canceled
+  one without it ended at `canceled_at`, or is taken as ended already when undated).
+  A subscription alive then but canceled since counts as active then. Its stored
+  `past_due`/`unpaid` status is believed only while one of the account's invoices was
+  failed at that instant, since the status history is not stored. MRR uses each
+  subscription's stored `mrr_minor`.
+- An invoice is failed at an instant when it was created before, had a payment attempt,
+  and was either still open and unpaid (`paid_at` empty, amount remaining) or paid only
+  later after more than one attempt. Void and uncollectible invoices never count.
+- A usage week counts once recorded and complete (its seventh day is `as_of` or before);
+  an account whose latest such week started more than 5 weeks earlier has no usage data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, and_, case, func, literal, or_, select, union_all
+from sqlmodel import Session, col
+
+from store.models import Invoice, SentimentEntry, Subscription, SurveyResponse, Ticket
+from store.models import UsageSnapshot as Usage
+
+__all__ = ["MEASURES", "MeasureSpec", "Reading", "Readings", "cutoff"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One account's raw value for a measure, with the details its driver sentence uses."""
+
+    value: float | str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Readings = dict[int, Reading]
+
+
+def cutoff(as_of: date) -> datetime:
+    """The first instant after `as_of` (UTC): rows stamped before it were known as of then."""
+    return datetime.combine(as_of + timedelta(days=1), time(), UTC)
+
+
+def _rows(session: Session, stmt: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
+    return session.connection().execute(stmt).all()
+
+
+def _plural(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _ago(days: int) -> str:
+    return "today" if days <= 0 else "yesterday" if days == 1 else f"{days} days ago"
+
+
+def _change(ratio: float) -> str:
+    percent = round((ratio - 1) * 100)
+    return "unchanged" if percent == 0 else f"{'up' if percent > 0 else 'down'} {abs(percent)}%"
+
+
+# ---- support ---------------------------------------------------------------------------
+
+_TICKET_LIVE = and_(col(Ticket.account_id).is_not(None), col(Ticket.deleted_at).is_(None))
+
+
+def _ticket_solved_at() -> ColumnElement[datetime]:
+    solved_status = col(Ticket.status).in_(("solved", "closed"))
+    return func.coalesce(col(Ticket.solved_at), case((solved_status, col(Ticket.updated_at))))
+
+
+def ticket_volume(session: Session, as_of: date) -> Readings:
+    """Tickets opened in the last 30 days over the account's usual 30-day volume.
+
+    The usual volume is the mean per 30 days over the 180 days before, floored at one
+    ticket, so a quiet account's first tickets read as a few times usual, not infinite.
+    """
+    end = cutoff(as_of)
+    recent_from, base_from = end - timedelta(days=30), end - timedelta(days=210)
+    created = col(Ticket.created_at)
+    stmt = (
+        select(
+            col(Ticket.account_id),
+            func.sum(case((created >= recent_from, 1), else_=0)),
+            func.sum(case((and_(created >= base_from, created < recent_from), 1), else_=0)),
+        )
+        .where(_TICKET_LIVE, created < end)
+        .group_by(col(Ticket.account_id))
+    )
+    readings: Readings = {}
+    for account_id, recent, base in _rows(session, stmt):
+        baseline = int(base) / 6
+        ratio = int(recent) / max(baseline, 1.0)
+        details = {"recent": int(recent), "baseline": round(baseline, 1)}
+        readings[account_id] = Reading(round(ratio, 2), details)
+    return readings
+
+
+def urgent_open_tickets(session: Session, as_of: date) -> Readings:
+    """Urgent or high-priority tickets open at the end of `as_of`."""
+    end = cutoff(as_of)
+    solved = _ticket_solved_at()
+    urgent_open = and_(
+        func.lower(col(Ticket.priority)).in_(("urgent", "high")),
+        or_(solved.is_(None), solved >= end),
+    )
+    stmt = (
+        select(col(Ticket.account_id), func.sum(case((urgent_open, 1), else_=0)))
+        .where(_TICKET_LIVE, col(Ticket.created_at) < end)
+        .group_by(col(Ticket.account_id))
+    )
+    return {
+        account_id: Reading(float(count), {"count": int(count), "s": _plural(int(count))})
+        for account_id, count in _rows(session, stmt)
+    }
+
+
+def csat(session: Session, as_of: date) -> Readings:
+    """Share of satisfied CSAT answers in the last 90 days, in percent.
+
+    Survey answers of kind `csat` count as satisfied at 80% of their scale or more (1 of 1,
+    4 of 5). Accounts without survey answers fall back to ticket ratings (good/bad).
+    """
+    end = cutoff(as_of)
+    start = end - timedelta(days=90)
+    surveys = select(
+        col(SurveyResponse.account_id).label("account_id"),
+        case(
+            (col(SurveyResponse.score) * 5 >= col(SurveyResponse.scale_max) * 4, 1), else_=0
+        ).label("satisfied"),
+        literal(1).label("survey"),
+    ).where(
+        col(SurveyResponse.account_id).is_not(None),
+        col(SurveyResponse.kind) == "csat",
+        col(SurveyResponse.scale_max) > 0,
+        col(SurveyResponse.responded_at) >= start,
+        col(SurveyResponse.responded_at) < end,
+    )
+    ratings = select(
+        col(Ticket.account_id).label("account_id"),
+        case((col(Ticket.satisfaction) == "good", 1), else_=0).label("satisfied"),
+        literal(0).label("survey"),
+    ).where(
+        _TICKET_LIVE,
+        col(Ticket.satisfaction).in_(("good", "bad")),
+        col(Ticket.updated_at) >= start,
+        col(Ticket.updated_at) < end,
+    )
+    both = union_all(surveys, ratings).subquery()
+    is_survey = both.c.survey == 1
+    stmt = select(
+        both.c.account_id,
+        func.sum(case((is_survey, both.c.satisfied), else_=0)),
+        func.sum(case((is_survey, 1), else_=0)),
+        func.sum(case((is_survey, 0), else_=both.c.satisfied)),
+        func.sum(case((is_survey, 0), else_=1)),
+    ).group_by(both.c.account_id)
+    readings: Readings = {}
+    for account_id, s_good, s_total, t_good, t_total in _rows(session, stmt):
+        good, total, source = (
+            (s_good, s_total, "surveys") if s_total else (t_good, t_total, "ticket ratings")
+        )
+        details = {"ratings": int(total), "source": source}
+        readings[account_id] = Reading(round(100 * int(good) / int(total), 1), details)
+    return readings
+
+
+# ---- billing ---------------------------------------------------------------------------
+
+SUBSCRIPTION_STATES = ("active", "trialing", "incomplete", "paused", "past_due", "unpaid")
+"""Effective subscription states, best to worst; an account takes its worst alive one."""
+STATE_WORDS = {
+    "active": "active",
+    "trialing": "in trial",
+    "incomplete": "incomplete",
+    "paused": "paused",
+    "past_due": "past due",
+    "unpaid": "unpaid after failed payments",
+    "churned": "canceled (every subscription has ended)",
+}
+
+
+def _invoice_failed_at(instant: datetime) -> ColumnElement[bool]:
+    paid = col(Invoice.paid_at)
+    still_unpaid = and_(
+        col(Invoice.status) == "open", col(Invoice.amount_remaining_minor) > 0, paid.is_(None)
+    )
+    paid_later = and_(paid.is_not(None), paid >= instant, col(Invoice.attempt_count) > 1)
+    return and_(
+        col(Invoice.created_at) < instant,
+        col(Invoice.attempt_count) > 0,
+        col(Invoice.status).not_in(("void", "uncollectible")),
+        or_(still_unpaid, paid_later),
+    )
+
+
+_INVOICE_LIVE = and_(col(Invoice.account_id).is_not(None), col(Invoice.deleted_at).is_(None))
+_SUB_LIVE = and_(col(Subscription.account_id).is_not(None), col(Subscription.deleted_at).is_(None))
+
+
+def _sub_started_by(instant: datetime) -> ColumnElement[bool]:
+    start = func.coalesce(col(Subscription.started_at), col(Subscription.created_at))
+    return or_(start.is_(None), start < instant)
+
+
+def _sub_alive_at(instant: datetime) -> ColumnElement[bool]:
+    ended, canceled = col(Subscription.ended_at), col(Subscription.canceled_at)
+    final = col(Subscription.status).in_(("canceled", "incomplete_expired"))
+    ended_by = or_(
+        and_(ended.is_not(None), ended < instant),
+        and_(ended.is_(None), final, or_(canceled.is_(None), canceled < instant)),
+    )
+    return and_(_sub_started_by(instant), ~ended_by)
+
+
+def subscription_state(session: Session, as_of: date) -> Readings:
+    """The account's worst alive subscription state, or `churned` when all have ended."""
+    end = cutoff(as_of)
+    status = col(Subscription.status)
+    failing = select(col(Invoice.account_id)).where(_INVOICE_LIVE, _invoice_failed_at(end))
+    dated_delinquency = col(Subscription.account_id).in_(failing)
+    rank = case(
+        (status.in_(("active", "canceled", "incomplete_expired")), 0),
+        (status == "trialing", 1),
+        (and_(status.in_(("past_due", "unpaid")), ~dated_delinquency), 0),
+        (status == "past_due", 4),
+        (status == "unpaid", 5),
+        (status == "paused", 3),
+        else_=2,
+    )
+    alive = _sub_alive_at(end)
+    stmt = (
+        select(
+            col(Subscription.account_id),
+            func.sum(case((_sub_started_by(end), 1), else_=0)),
+            func.sum(case((alive, 1), else_=0)),
+            func.max(case((alive, rank))),
+        )
+        .where(_SUB_LIVE)
+        .group_by(col(Subscription.account_id))
+    )
+    readings: Readings = {}
+    for account_id, started, alive_count, worst in _rows(session, stmt):
+        if not started:
+            continue
+        state = "churned" if not alive_count else SUBSCRIPTION_STATES[int(worst)]
+        readings[account_id] = Reading(state, {"state": STATE_WORDS[state]})
+    return readings
+
+
+def failed_payments(session: Session, as_of: date) -> Readings:
+    """Invoices created in the last 60 days whose payment had failed as of the day."""
+    end = cutoff(as_of)
+    created = col(Invoice.created_at)
+    recent_failure = and_(created >= end - timedelta(days=60), _invoice_failed_at(end))
+    stmt = (
+        select(
+            col(Invoice.account_id),
+            func.sum(case((recent_failure, 1), else_=0)),
+            func.max(case((recent_failure, created))),
+        )
+        .where(_INVOICE_LIVE, created < end)
+        .group_by(col(Invoice.account_id))
+    )
+    readings: Readings = {}
+    for account_id, count, latest in _rows(session, stmt):
+        days = (as_of - latest.date()).days if latest is not None else None
+        details = {
+            "count": int(count),
+            "s": _plural(int(count)),
+            "days_ago": days,
+            "ago": _ago(days) if days is not None else "never",
+        }
+        readings[account_id] = Reading(float(count), details)
+    return readings
+
+
+def mrr_trend(session: Session, as_of: date) -> Readings:
+    """MRR alive at the end of `as_of` over MRR alive 90 days before (needs MRR then)."""
+    end = cutoff(as_of)
+    mrr = col(Subscription.mrr_minor)
+    stmt = (
+        select(
+            col(Subscription.account_id),
+            func.sum(case((_sub_alive_at(end), mrr), else_=0)),
+            func.sum(case((_sub_alive_at(end - timedelta(days=90)), mrr), else_=0)),
+        )
+        .where(_SUB_LIVE)
+        .group_by(col(Subscription.account_id))
+    )
+    readings: Readings = {}
+    for account_id, now, before in _rows(session, stmt):
+        if not before or int(before) <= 0:
+            continue
+        ratio = int(now) / int(before)
+        details = {"change": _change(ratio), "mrr_minor": int(now), "before_minor": int(before)}
+        readings[account_id] = Reading(round(ratio, 3), details)
+    return readings
+
+
+# ---- usage -----------------------------------------------------------------------------
+
+
+def _weekly_usage(session: Session, as_of: date) -> dict[int, list[tuple[date, int, int]]]:
+    """Per account, `(week, active users, licensed seats)` of its complete weeks, newest
+    first, from the 17 weeks before `as_of`; accounts whose latest complete week started
+    more than 5 weeks before `as_of` are left out as stale. A week is complete when its
+    seventh day is `as_of` or earlier, and known once recorded."""
+    week = col(Usage.period_start)
+    stmt = (
+        select(
+            col(Usage.account_id),
+            week,
+            func.sum(col(Usage.active_users)),
+            func.coalesce(func.sum(col(Usage.licensed_seats)), 0),
+        )
+        .where(
+            col(Usage.account_id).is_not(None),
+            col(Usage.recorded_at) < cutoff(as_of),
+            week <= as_of - timedelta(days=6),
+            week > as_of - timedelta(weeks=17),
+        )
+        .group_by(col(Usage.account_id), week)
+        .order_by(col(Usage.account_id), week.desc())
+    )
+    weeks: dict[int, list[tuple[date, int, int]]] = {}
+    for account_id, start, active, seats in _rows(session, stmt):
+        weeks.setdefault(account_id, []).append((start, int(active), int(seats)))
+    stale = as_of - timedelta(weeks=5)
+    return {a: w for a, w in weeks.items() if w[0][0] > stale}
+
+
+def seat_utilisation(session: Session, as_of: date) -> Readings:
+    """Active users over licensed seats in the latest complete week."""
+    readings: Readings = {}
+    for account_id, weeks in _weekly_usage(session, as_of).items():
+        week, active, seats = weeks[0]
+        if seats > 0:
+            details = {"active": active, "seats": seats, "week": week.isoformat()}
+            readings[account_id] = Reading(round(active / seats, 3), details)
+    return readings
+
+
+def usage_trend(session: Session, as_of: date) -> Readings:
+    """Mean weekly active users of the latest 4 weeks over the mean of the 8 weeks before."""
+    readings: Readings = {}
+    for account_id, weeks in _weekly_usage(session, as_of).items():
+        split = weeks[0][0] - timedelta(weeks=4)
+        recent = [users for week, users, _ in weeks if week > split]
+        prior = [users for week, users, _ in weeks if split - timedelta(weeks=8) < week <= split]
+        if not prior or sum(prior) == 0:
+            continue
+        recent_mean, prior_mean = sum(recent) / len(recent), sum(prior) / len(prior)
+        ratio = recent_mean / prior_mean
+        details = {
+            "change": _change(ratio),
+            "recent_mean": round(recent_mean, 1),
+            "prior_mean": round(prior_mean, 1),
+        }
+        readings[account_id] = Reading(round(ratio, 3), details)
+    return readings
+
+
+# ---- sentiment -------------------------------------------------------------------------
+
+SENTIMENTS = ("green", "yellow", "red")
+
+
+def csm_sentiment(session: Session, as_of: date) -> Readings:
+    """The CSM's latest green/yellow/red entry of the last 90 days; older ones are ignored."""
+    end = cutoff(as_of)
+    recorded = col(SentimentEntry.recorded_at)
+    ranked = (
+        select(
+            col(SentimentEntry.account_id).label("account_id"),
+            col(SentimentEntry.sentiment).label("sentiment"),
+            col(SentimentEntry.note).label("note"),
+            recorded.label("recorded_at"),
+            func.row_number()
+            .over(
+                partition_by=col(SentimentEntry.account_id),
+                order_by=(recorded.desc(), col(SentimentEntry.id).desc()),
+            )
+            .label("rn"),
+        )
+        .where(
+            recorded >= end - timedelta(days=90),
+            recorded < end,
+            col(SentimentEntry.sentiment).in_(SENTIMENTS),
+        )
+        .subquery()
+    )
+    stmt = select(
+        ranked.c.account_id, ranked.c.sentiment, ranked.c.note, ranked.c.recorded_at
+    ).where(ranked.c.rn == 1)
+    readings: Readings = {}
+    for account_id, sentiment, note, recorded_at in _rows(session, stmt):
+        days = (as_of - recorded_at.date()).days
+        details = {"note": f": {note}" if note else "", "ago": _ago(days), "days_ago": days}
+        readings[account_id] = Reading(sentiment, details)
+    return readings
+
+
+# ---- registry --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """A measure query with what its driver labels may use: the value and these details."""
+
+    query: Callable[[Session, date], Readings]
+    example_value: float | str
+    example_details: Mapping[str, Any]
+    categories: tuple[str, ...] = ()
+
+
+MEASURES: dict[str, MeasureSpec] = {
+    "ticket_volume": MeasureSpec(ticket_volume, 3.1, {"recent": 12, "baseline": 3.9}),
+    "urgent_open_tickets": MeasureSpec(urgent_open_tickets, 2.0, {"count": 2, "s": "s"}),
+    "csat": MeasureSpec(csat, 72.5, {"ratings": 11, "source": "surveys"}),
+    "subscription_state": MeasureSpec(
+        subscription_state,
+        "past_due",
+        {"state": "past due"},
+        categories=(*SUBSCRIPTION_STATES, "churned"),
+    ),
+    "failed_payments": MeasureSpec(
+        failed_payments, 1.0, {"count": 1, "s": "", "ago": "4 days ago", "days_ago": 4}
+    ),
+    "mrr_trend": MeasureSpec(
+        mrr_trend, 0.75, {"change": "down 25%", "mrr_minor": 75000, "before_minor": 100000}
+    ),
+    "seat_utilisation": MeasureSpec(
+        seat_utilisation, 0.4, {"active": 8, "seats": 20, "week": "2026-01-05"}
+    ),
+    "usage_trend": MeasureSpec(
+        usage_trend, 0.6, {"change": "down 40%", "recent_mean": 6.0, "prior_mean": 10.0}
+    ),
+    "csm_sentiment": MeasureSpec(
+        csm_sentiment,
+        "red",
+        {"note": ": exec sponsor left", "ago": "4 days ago", "days_ago": 4},
+        categories=SENTIMENTS,
+    ),
+}
+"""Every measure a scorecard may name."""

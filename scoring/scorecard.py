@@ -1,0 +1,285 @@
+"""The scorecard: which measures make up a health score, how much each weighs, and how
+a raw measure value becomes a 0-100 score.
+
+A scorecard is a TOML file (the default ships as `scoring/default_scorecard.toml`; an admin
+points `SCORECARD_PATH` at their own). It has a `version`, the `bands` thresholds, and
+`components` (support, billing, usage, sentiment...), each with a weight and its measures.
+Every measure names one of the queries in `scoring.measures`, a weight within its
+component, a normalisation and the plain-words `label` used as a driver sentence:
+
+    [[components.support.measures]]
+    name = "ticket_volume"
+    weight = 0.35
+    label = "Tickets {value:.1f}x the usual volume in the last 30 days"
+    positive_label = "Ticket volume normal ({recent} in the last 30 days)"
+    normalise = { kind = "linear", good = 1.0, bad = 3.0 }
+
+Normalisations: `linear` (100 at `good`, 0 at `bad`, straight line between, clamped; works
+in either direction), `thresholds` (ordered `steps` of `{ at_most = x, score = s }` or
+`{ at_least = x, score = s }`, first match wins, else `otherwise`) and `categories` (a
+score per category, for measures whose value is a word such as a subscription state).
+Labels are `str.format` templates over the measure's value and details; they are checked
+against the measure's known details when the file is loaded, so a typo fails at start-up.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scoring.measures import MEASURES
+
+__all__ = [
+    "BANDS",
+    "Bands",
+    "CategoryNormalisation",
+    "Component",
+    "LinearNormalisation",
+    "Measure",
+    "Normalisation",
+    "Scorecard",
+    "ScorecardError",
+    "Step",
+    "ThresholdNormalisation",
+    "band_rank",
+    "load_scorecard",
+]
+
+BANDS = ("green", "yellow", "red")
+"""Bands from best to worst."""
+
+
+def band_rank(band: str) -> int:
+    """0 for green, 1 for yellow, 2 for red: a higher rank is a worse band."""
+    return BANDS.index(band)
+
+
+class ScorecardError(Exception):
+    """A scorecard file is missing or invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _clamp(score: float) -> float:
+    return max(0.0, min(100.0, score))
+
+
+class LinearNormalisation(_Strict):
+    """100 at `good`, 0 at `bad`, a straight line between, clamped to 0-100."""
+
+    kind: Literal["linear"]
+    good: float
+    bad: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LinearNormalisation:
+        if self.good == self.bad:
+            raise ValueError("good and bad must differ")
+        return self
+
+    def score(self, value: float | str) -> float:
+        number = float(value)
+        return _clamp(100.0 * (number - self.bad) / (self.good - self.bad))
+
+
+class Step(_Strict):
+    """One threshold: the score of values at most (or at least) a bound."""
+
+    at_most: float | None = None
+    at_least: float | None = None
+    score: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Step:
+        if (self.at_most is None) == (self.at_least is None):
+            raise ValueError("give exactly one of at_most and at_least")
+        return self
+
+
+class ThresholdNormalisation(_Strict):
+    """Ordered steps, first match wins; `otherwise` scores values beyond the last step."""
+
+    kind: Literal["thresholds"]
+    steps: list[Step] = Field(min_length=1)
+    otherwise: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdNormalisation:
+        if all(s.at_most is not None for s in self.steps):
+            bounds = [s.at_most for s in self.steps]
+            if bounds != sorted(bounds):  # type: ignore[type-var]  # all set, checked above
+                raise ValueError("at_most steps must be in ascending order")
+        elif all(s.at_least is not None for s in self.steps):
+            bounds = [s.at_least for s in self.steps]
+            if bounds != sorted(bounds, reverse=True):  # type: ignore[type-var]  # as above
+                raise ValueError("at_least steps must be in descending order")
+        else:
+            raise ValueError("steps must all use at_most or all use at_least")
+        return self
+
+    def score(self, value: float | str) -> float:
+        number = float(value)
+        for step in self.steps:
+            if step.at_most is not None and number <= step.at_most:
+                return step.score
+            if step.at_least is not None and number >= step.at_least:
+                return step.score
+        return self.otherwise
+
+
+class CategoryNormalisation(_Strict):
+    """A score per category word (a subscription state, a CSM's green/yellow/red)."""
+
+    kind: Literal["categories"]
+    scores: dict[str, Annotated[float, Field(ge=0, le=100)]]
+
+    def score(self, value: float | str) -> float:
+        return self.scores[str(value)]
+
+
+Normalisation = Annotated[
+    LinearNormalisation | ThresholdNormalisation | CategoryNormalisation,
+    Field(discriminator="kind"),
+]
+
+
+class Measure(_Strict):
+    """One measure of a component: which query, its weight, scoring and driver wording."""
+
+    name: str
+    weight: float = Field(gt=0)
+    normalise: Normalisation
+    label: str = Field(min_length=1)
+    positive_label: str | None = None
+
+    @model_validator(mode="after")
+    def _fits_the_query(self) -> Measure:
+        spec = MEASURES.get(self.name)
+        if spec is None:
+            raise ValueError(f"unknown measure {self.name!r}; known: {', '.join(sorted(MEASURES))}")
+        if spec.categories:
+            if not isinstance(self.normalise, CategoryNormalisation):
+                raise ValueError(f"{self.name} takes a categories normalisation")
+            missing = sorted(set(spec.categories) - set(self.normalise.scores))
+            if missing:
+                raise ValueError(f"categories normalisation lacks {', '.join(missing)}")
+        elif isinstance(self.normalise, CategoryNormalisation):
+            raise ValueError(f"{self.name} is a number: use a linear or thresholds normalisation")
+        for template in (self.label, self.positive_label):
+            if template is not None:
+                try:
+                    template.format(value=spec.example_value, **spec.example_details)
+                except (KeyError, IndexError, ValueError) as exc:
+                    raise ValueError(
+                        f"label {template!r} does not fit {self.name} "
+                        f"(available: value, {', '.join(spec.example_details)}): {exc!r}"
+                    ) from None
+        return self
+
+    def score(self, value: float | str) -> float:
+        return self.normalise.score(value)
+
+    def describe(self, value: float | str, details: Mapping[str, Any], *, positive: bool) -> str:
+        """The driver sentence for this measure's value."""
+        template = self.positive_label if positive and self.positive_label else self.label
+        return template.format(value=value, **details)
+
+
+class Component(_Strict):
+    """A group of measures (support, billing...) with its weight in the total."""
+
+    weight: float = Field(gt=0)
+    measures: list[Measure] = Field(min_length=1)
+
+
+class Bands(_Strict):
+    """Lowest scores of the green and yellow bands; anything lower is red."""
+
+    green: float = Field(default=70, ge=0, le=100)
+    yellow: float = Field(default=40, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        if self.yellow >= self.green:
+            raise ValueError("yellow must be below green")
+        return self
+
+    def band(self, score: float) -> str:
+        if score >= self.green:
+            return "green"
+        if score >= self.yellow:
+            return "yellow"
+        return "red"
+
+
+class Scorecard(_Strict):
+    """A whole scorecard: version, bands and weighted components."""
+
+    version: str = Field(min_length=1)
+    bands: Bands = Bands()
+    components: dict[str, Component] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_measures(self) -> Scorecard:
+        seen: set[str] = set()
+        for component in self.components.values():
+            for measure in component.measures:
+                if measure.name in seen:
+                    raise ValueError(f"measure {measure.name!r} appears twice")
+                seen.add(measure.name)
+        return self
+
+    def measure_names(self) -> list[str]:
+        return [m.name for c in self.components.values() for m in c.measures]
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("linear", "thresholds", "categories") or part.startswith("function-"):
+            continue  # pydantic names the union member; the file does not
+        else:
+            text += f".{part}" if text else part
+    return text or "(top level)"
+
+
+def _describe(error: ValidationError) -> str:
+    errors = error.errors(include_url=False)
+    first = errors[0]
+    message = f"{_location(first['loc'])}: {first['msg'].removeprefix('Value error, ')}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return message
+
+
+def load_scorecard(path: Path | str | None = None) -> Scorecard:
+    """Read and validate a scorecard file; `None` loads the default one shipped here.
+
+    Raises `ScorecardError` with one line naming the file and the offending field.
+    """
+    if path is None:
+        resource = resources.files("scoring").joinpath("default_scorecard.toml")
+        name, text = "default_scorecard.toml", resource.read_text(encoding="utf-8")
+    else:
+        name = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScorecardError(f"{name}: cannot read the scorecard: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScorecardError(f"{name}: not valid TOML: {exc}") from None
+    try:
+        return Scorecard.model_validate(data)
+    except ValidationError as exc:
+        raise ScorecardError(f"{name}: {_describe(exc)}") from None

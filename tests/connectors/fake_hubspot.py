@@ -1,0 +1,136 @@
+"""A fake HubSpot CRM v3: owners, object search with its 10,000-result cap, archived lists,
+and deal-to-company association batch reads, in the shapes of HubSpot's public spec."""
+
+from __future__ import annotations
+
+import json
+from copy import deepcopy
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from tests.connectors.fakes import FakeVendor, load
+
+TOKEN = "pat-na1-fake-token"
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class FakeHubSpot(FakeVendor):
+    def __init__(self, token: str = TOKEN, result_cap: int = 10_000) -> None:
+        super().__init__(f"Bearer {token}")
+        self.result_cap = result_cap
+        self.owners: list[dict[str, Any]] = load("hubspot", "owners.json")
+        self.companies: list[dict[str, Any]] = load("hubspot", "companies.json")
+        self.archived_companies: list[dict[str, Any]] = load("hubspot", "archived_companies.json")
+        self.deals: list[dict[str, Any]] = load("hubspot", "deals.json")
+        self.archived_deals: list[dict[str, Any]] = load("hubspot", "archived_deals.json")
+        self.deal_companies: dict[str, list[dict[str, str]]] = load("hubspot", "deal_companies.json")
+        self.search_bodies: list[dict[str, Any]] = []
+
+    def route(self, request: httpx.Request) -> str:
+        path = request.url.path
+        archived = request.url.params.get("archived") == "true"
+        return {
+            "/crm/v3/owners": "owners",
+            "/crm/v3/objects/companies/search": "companies",
+            "/crm/v3/objects/deals/search": "deals",
+            "/crm/v3/objects/companies": "archived_companies" if archived else "companies_list",
+            "/crm/v3/objects/deals": "archived_deals" if archived else "deals_list",
+            "/crm/v3/associations/deals/companies/batch/read": "associations",
+        }.get(path, "unknown")
+
+    def unauthorized(self) -> httpx.Response:
+        return httpx.Response(
+            401,
+            json={
+                "status": "error",
+                "message": "Authentication credentials not found.",
+                "correlationId": "0b7d2b1e-3c4f-4a9e-9a53-2f0c5b0e6a11",
+                "category": "INVALID_AUTHENTICATION",
+            },
+        )
+
+    def rate_limited(self, retry_after: str) -> httpx.Response:
+        return httpx.Response(
+            429,
+            headers={"Retry-After": retry_after},
+            json={
+                "status": "error",
+                "message": "You have reached your secondly limit.",
+                "errorType": "RATE_LIMIT",
+                "correlationId": "c033cdaa-2c40-4a64-ae48-b4cec88dad24",
+                "policyName": "SECONDLY",
+            },
+        )
+
+    def serve(self, route: str, request: httpx.Request) -> httpx.Response:
+        if route == "owners":
+            return self._list(self.owners, request, route)
+        if route in ("archived_companies", "archived_deals"):
+            return self._list(getattr(self, route), request, route)
+        if route in ("companies", "deals"):
+            return self._search(getattr(self, route), request, route)
+        if route == "associations":
+            return self._associations(request)
+        return httpx.Response(404, json={"status": "error", "message": "not found"})
+
+    def _page(self, items: list[Any], after: int, limit: int, link: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"results": deepcopy(items[after : after + limit])}
+        if after + limit < len(items):
+            nxt = str(after + limit)
+            body["paging"] = {"next": {"after": nxt, "link": f"{link}?after={nxt}"}}
+        return body
+
+    def _list(self, items: list[Any], request: httpx.Request, route: str) -> httpx.Response:
+        params = request.url.params
+        after = 0 if route in self.stuck else int(params.get("after", "0"))
+        limit = int(params.get("limit", "100"))
+        return httpx.Response(200, json=self._page(items, after, limit, request.url.path))
+
+    def _search(self, items: list[Any], request: httpx.Request, route: str) -> httpx.Response:
+        body = json.loads(request.content)
+        self.search_bodies.append(body)
+        since = int(body["filterGroups"][0]["filters"][0]["value"])
+        limit = int(body.get("limit", 10))
+        after = 0 if route in self.stuck else int(body.get("after", "0"))
+        if after >= self.result_cap:
+            return httpx.Response(
+                400,
+                json={
+                    "status": "error",
+                    "message": f"Search results are limited to {self.result_cap}",
+                    "category": "VALIDATION_ERROR",
+                },
+            )
+        matching = sorted(
+            (o for o in items if _ms(o["properties"]["hs_lastmodifieddate"]) >= since),
+            key=lambda o: (_ms(o["properties"]["hs_lastmodifieddate"]), o["id"]),
+        )
+        page = self._page(matching, after, limit, request.url.path)
+        wanted = body.get("properties") or []
+        for result in page["results"]:
+            result["properties"] = {
+                k: v for k, v in result["properties"].items() if k in wanted or k == "hs_object_id"
+            }
+        return httpx.Response(200, json={"total": len(matching), **page})
+
+    def _associations(self, request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        results = [
+            {"from": {"id": i["id"]}, "to": self.deal_companies[i["id"]]}
+            for i in inputs
+            if i["id"] in self.deal_companies
+        ]
+        return httpx.Response(
+            200,
+            json={
+                "status": "COMPLETE",
+                "results": results,
+                "startedAt": "2025-06-10T00:00:00.000Z",
+                "completedAt": "2025-06-10T00:00:00.050Z",
+            },
+        )

@@ -1,0 +1,184 @@
+"""The contract every stream of every connector keeps, run against the fake vendors.
+
+Paging ends; a repeated page token stops the loop with PagingError; the cursor never moves
+backwards; a second sync fetches nothing new; a 429 is waited out for exactly Retry-After
+and retried; a crash between a page's commit and its cursor's commit loses nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session, SQLModel
+
+from connectors import sync
+from connectors.base import CursorKind, parse_iso
+from connectors.errors import PagingError
+from store.db import make_engine
+from store.models import SyncRun, SyncState
+from tests.connectors.worlds import WORLDS, World
+
+CASES = [
+    ("hubspot", "owners"),
+    ("hubspot", "companies"),
+    ("hubspot", "archived_companies"),
+    ("hubspot", "deals"),
+    ("hubspot", "archived_deals"),
+    ("zendesk", "organizations"),
+    ("zendesk", "tickets"),
+    ("zendesk", "satisfaction_ratings"),
+]
+
+
+@pytest.fixture(params=CASES, ids=[f"{s}-{t}" for s, t in CASES])
+def case(request: pytest.FixtureRequest) -> tuple[World, str]:
+    source, stream = request.param
+    return WORLDS[source](), stream
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    skip = {"sync_runs", "sync_state"}
+    with Session(engine) as session:
+        return {
+            name: session.scalar(select(func.count()).select_from(table)) or 0
+            for name, table in SQLModel.metadata.tables.items()
+            if name not in skip
+        }
+
+
+def _cursor(engine: Engine, source: str, stream: str) -> str | None:
+    with Session(engine) as session:
+        return session.scalar(
+            select(SyncState.cursor).where(  # type: ignore[call-overload]
+                SyncState.source == source, SyncState.stream == stream
+            )
+        )
+
+
+def _kind(world: World, stream: str) -> CursorKind:
+    return world.connector.stream(stream).cursor_kind
+
+
+def _not_backwards(kind: CursorKind, before: str | None, after: str | None) -> bool:
+    if before is None or kind is not CursorKind.TIMESTAMP:
+        return after == before or before is None or kind is not CursorKind.TIMESTAMP
+    return after is not None and parse_iso(after) >= parse_iso(before)  # type: ignore[operator]
+
+
+def test_paging_ends_and_cursor_never_moves_backwards(
+    engine: Engine, case: tuple[World, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, stream = case
+    saved: list[str] = []
+    original = sync._save_cursor
+
+    def spy(engine: Engine, source: str, name: str, cursor: str, now: Any) -> None:
+        if name == stream:
+            saved.append(cursor)
+        original(engine, source, name, cursor, now)
+
+    monkeypatch.setattr(sync, "_save_cursor", spy)
+    result = world.sync(engine, world.streams_for(stream))[stream]
+    assert result.status == "ok", result.error
+    assert result.pages >= 2
+    assert result.records > 0
+    if _kind(world, stream) is CursorKind.TIMESTAMP:
+        stamps = [parse_iso(c) for c in saved]
+        assert stamps == sorted(stamps)  # type: ignore[type-var]
+        assert saved, "a timestamp stream commits a cursor"
+
+
+def test_cursor_never_moves_backwards_past_a_later_commit(
+    engine: Engine, case: tuple[World, str]
+) -> None:
+    world, stream = case
+    if _kind(world, stream) is not CursorKind.TIMESTAMP:
+        pytest.skip("only timestamp cursors are ordered")
+    future = "2099-01-01T00:00:00+00:00"
+    with Session(engine) as session:
+        session.add(SyncState(source=world.connector.source, stream=stream, cursor=future))
+        session.commit()
+    world.sync(engine, world.streams_for(stream))
+    assert _cursor(engine, world.connector.source, stream) == future
+
+
+def test_second_sync_fetches_nothing_new(engine: Engine, case: tuple[World, str]) -> None:
+    world, stream = case
+    source = world.connector.source
+    first = world.sync(engine, world.streams_for(stream))[stream]
+    assert first.status == "ok", first.error
+    counts, cursor = _counts(engine), _cursor(engine, source, stream)
+    second = world.sync(engine, world.streams_for(stream))[stream]
+    assert second.status == "ok", second.error
+    assert _counts(engine) == counts
+    assert _not_backwards(_kind(world, stream), cursor, _cursor(engine, source, stream))
+
+
+def test_repeated_page_token_stops_with_paging_error(
+    engine: Engine, case: tuple[World, str]
+) -> None:
+    world, stream = case
+    if world.vendor is None:
+        pytest.skip("a single-page source has no page token")
+    world.vendor.stuck.add(stream)
+    result = world.sync(engine, world.streams_for(stream))[stream]
+    assert result.status == "failed"
+    assert isinstance(result.exception, PagingError)
+    with Session(engine) as session:
+        run = session.exec(select(SyncRun).where(SyncRun.stream == stream)).one()[0]  # type: ignore[arg-type]
+    assert run.status == "failed"
+    assert run.error and "repeated" in run.error
+
+
+def test_rate_limit_waits_retry_after_then_retries(
+    engine: Engine, case: tuple[World, str]
+) -> None:
+    world, stream = case
+    if world.vendor is None:
+        pytest.skip("a file has no rate limit")
+    world.vendor.throttle[stream] = "7"
+    result = world.sync(engine, world.streams_for(stream))[stream]
+    assert result.status == "ok", result.error
+    assert world.sleeps == [7.0]
+    assert stream not in world.vendor.throttle
+
+
+def test_crash_between_page_commit_and_cursor_commit_loses_nothing(
+    engine: Engine,
+    case: tuple[World, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sqlite_template: Path,
+) -> None:
+    world, stream = case
+    shutil.copy(sqlite_template, tmp_path / "clean.db")
+    clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    try:
+        WORLDS[world.connector.source]().sync(clean, world.streams_for(stream))
+        expected = _counts(clean)
+    finally:
+        clean.dispose()
+
+    original = sync._save_cursor
+    crashed: list[str] = []
+
+    def crash(engine: Engine, source: str, name: str, cursor: str, now: Any) -> None:
+        if name == stream and not crashed:
+            crashed.append(cursor)
+            raise RuntimeError("power cut")
+        original(engine, source, name, cursor, now)
+
+    monkeypatch.setattr(sync, "_save_cursor", crash)
+    try:
+        world.sync(engine, world.streams_for(stream))
+    except RuntimeError:
+        pass
+    monkeypatch.setattr(sync, "_save_cursor", original)
+    rerun = WORLDS[world.connector.source]()
+    results = rerun.sync(engine, world.streams_for(stream))
+    assert all(r.status == "ok" for r in results.values())
+    assert _counts(engine) == expected

@@ -1,0 +1,85 @@
+"""Ready-made connectors wired to the fake vendors, for the contract suite and others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from connectors import hubspot, zendesk
+from connectors.base import Connector
+from connectors.http import ClientOptions
+from connectors.sync import Progress, StreamResult, SyncOptions, sync_connector
+from settings import HubSpotSettings, Settings, ZendeskSettings
+from tests.connectors.fake_hubspot import TOKEN as HUBSPOT_TOKEN
+from tests.connectors.fake_hubspot import FakeHubSpot
+from tests.connectors.fake_zendesk import EMAIL as ZENDESK_EMAIL
+from tests.connectors.fake_zendesk import TOKEN as ZENDESK_TOKEN
+from tests.connectors.fake_zendesk import FakeZendesk
+from tests.connectors.fakes import FakeVendor
+
+NOW = datetime(2025, 6, 10, 12, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    """A connector, the fake vendor it talks to, and every wait it asked for."""
+
+    connector: Connector
+    vendor: Any
+    sleeps: list[float] = field(default_factory=list)
+    now: datetime = NOW
+    needs: dict[str, list[str]] = field(default_factory=dict)
+    """Streams that must run before a stream (in the connector's order)."""
+
+    def streams_for(self, stream: str) -> list[str]:
+        return [*self.needs.get(stream, []), stream]
+
+    def sync(
+        self,
+        engine: Engine,
+        streams: list[str] | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, StreamResult]:
+        options = SyncOptions(clock=lambda: self.now)
+        results = sync_connector(
+            engine, self.connector, streams=streams, options=options, progress=progress
+        )
+        return {r.stream: r for r in results}
+
+
+def _settings(**sources: Any) -> Settings:
+    return Settings(_env_file=None, **sources)  # type: ignore[call-arg]
+
+
+def hubspot_world(
+    token: str = HUBSPOT_TOKEN, page_size: int = 2, result_cap: int = 10_000
+) -> World:
+    vendor = FakeHubSpot(HUBSPOT_TOKEN, result_cap=result_cap)
+    sleeps: list[float] = []
+    settings = _settings(hubspot=HubSpotSettings(token=SecretStr(token), page_size=page_size))
+    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
+    options = hubspot.HubSpotOptions(search_limit=page_size, result_cap=result_cap)
+    return World(hubspot.build(settings, client, options), vendor, sleeps)
+
+
+def zendesk_world(token: str = ZENDESK_TOKEN, page_size: int = 2) -> World:
+    vendor = FakeZendesk()
+    sleeps: list[float] = []
+    cfg = ZendeskSettings(
+        subdomain="northwind", email=ZENDESK_EMAIL, api_token=SecretStr(token), page_size=page_size
+    )
+    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
+    options = zendesk.ZendeskOptions(export_page_size=page_size)
+    return World(zendesk.build(_settings(zendesk=cfg), client, options), vendor, sleeps)
+
+
+WORLDS: dict[str, Callable[[], World]] = {"hubspot": hubspot_world, "zendesk": zendesk_world}
+
+
+def vendor_of(world: World) -> FakeVendor | None:
+    return world.vendor if isinstance(world.vendor, FakeVendor) else None

@@ -1,0 +1,67 @@
+"""Validate JSON bodies against response schemas of the vendors' published OpenAPI files.
+
+The files live outside the repository (`VENDOR_SPECS_DIR`, default `../shared/vendor-specs`
+next to the repository root); tests skip with a reason when they are absent. OpenAPI 3.0
+schemas become JSON Schema (draft 7) by turning `nullable: true` into an explicit null
+alternative; `$ref`s resolve against the converted document's `components`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def specs_dir() -> Path:
+    """The vendor specs folder, or skip the calling test when it is not there."""
+    default = REPO_ROOT.parent / "shared" / "vendor-specs"
+    path = Path(os.environ.get("VENDOR_SPECS_DIR", str(default)))
+    if not path.is_dir():
+        pytest.skip(f"vendor specs not found at {path} (set VENDOR_SPECS_DIR to check conformance)")
+    return path
+
+
+def _convert(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_convert(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _convert(v) for k, v in node.items() if k not in ("example", "nullable")}
+    if not node.get("nullable"):
+        return out
+    if "type" in out and "$ref" not in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+        return out
+    return {"anyOf": [out, {"type": "null"}]}
+
+
+@cache
+def _document(relative: str) -> dict[str, Any]:
+    with (specs_dir() / relative).open(encoding="utf-8") as handle:
+        spec = json.load(handle)
+    return {"components": _convert(spec.get("components", {})), "paths": spec["paths"]}
+
+
+def response_validator(relative: str, path: str, method: str = "get", status: str = "200") -> Draft7Validator:
+    """A validator for the JSON response `status` of `method path` in the spec file `relative`."""
+    doc = _document(relative)
+    content = doc["paths"][path][method]["responses"][status]["content"]
+    schema = _convert(content["application/json"]["schema"])
+    return Draft7Validator({**schema, "components": doc["components"]})
+
+
+def assert_valid(validator: Draft7Validator, body: Any) -> None:
+    """Fail with every schema violation listed, each with its JSON path."""
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    listed = "\n".join(f"{e.json_path}: {e.message[:300]}" for e in errors[:20])
+    assert not errors, f"{len(errors)} schema violations:\n{listed}"
