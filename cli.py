@@ -57,9 +57,20 @@ class UserError(Exception):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from connectors.errors import SyncError
-    from notifications.slack import SlackConfigError
+    from notifications import SlackError
+    from reports import AccountNotFound
+    from scoring import ScorecardError, SentimentError, UnknownAccountError
 
-    return (ConfigError, UserError, SyncError, SlackConfigError)
+    return (
+        ConfigError,
+        UserError,
+        SyncError,
+        SlackError,
+        AccountNotFound,
+        ScorecardError,
+        SentimentError,
+        UnknownAccountError,
+    )
 
 
 @contextmanager
@@ -133,7 +144,7 @@ def score(
     engine = _engine(settings)
     day = _parse_date(as_of)
     summary = _run(settings, lambda: pipeline.score(engine, settings, day))
-    out.print(summary.describe(), highlight=False)
+    out.print(pipeline.describe_scores(summary), highlight=False)
 
 
 @app.command()
@@ -170,15 +181,15 @@ def accounts_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Every account with its latest score, riskiest first."""
-    import pipeline
+    import reports
 
     settings = _settings()
     engine = _engine(settings)
-    rows = pipeline.accounts_overview(engine)
+    rows = reports.accounts_overview(engine)
     if as_json:
         views.print_json(out, rows)
         return
-    pipeline.print_accounts(out, rows)
+    reports.print_accounts(out, rows)
 
 
 @app.command()
@@ -203,7 +214,7 @@ def sentiment_set(
 
     settings = _settings()
     engine = _engine(settings)
-    name = _run(settings, lambda: pipeline.record_sentiment(engine, account, value.value, note, by))
+    name = _run(settings, lambda: pipeline.record(engine, account, value.value, note, by))
     out.print(f"recorded {value.value} for {name}", highlight=False)
 
 
@@ -212,15 +223,15 @@ def sources_unmatched(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Records of other systems that match no CRM account yet."""
-    import pipeline
+    import reports
 
     settings = _settings()
     engine = _engine(settings)
-    rows = pipeline.unmatched(engine)
+    rows = reports.unmatched(engine)
     if as_json:
         views.print_json(out, rows)
         return
-    pipeline.print_unmatched(out, rows)
+    reports.print_unmatched(out, rows)
 
 
 @sources_app.command("quarantine")
@@ -228,15 +239,15 @@ def sources_quarantine(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Records that could not be mapped, with the reason."""
-    import pipeline
+    import reports
 
     settings = _settings()
     engine = _engine(settings)
-    rows = pipeline.quarantined(engine)
+    rows = reports.quarantined(engine)
     if as_json:
         views.print_json(out, rows)
         return
-    pipeline.print_quarantine(out, rows)
+    reports.print_quarantine(out, rows)
 
 
 @db_app.command("upgrade")

@@ -19,6 +19,7 @@ from store.models import Account, ExternalLink, HealthScore, QuarantinedRecord, 
 __all__ = [
     "AccountNotFound",
     "accounts_overview",
+    "driver_text",
     "find_account",
     "print_accounts",
     "print_quarantine",
@@ -106,7 +107,7 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
     return rows
 
 
-def _driver_text(driver: Any) -> str:
+def driver_text(driver: Any) -> str:
     if isinstance(driver, dict):
         return str(driver.get("text") or driver.get("label") or driver)
     return str(driver)
@@ -129,7 +130,7 @@ def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | No
                 else f"{r['score'] - r['previous_score']:+.0f}",
                 _money(r["arr_minor"], r["currency"]),
                 r["renewal_date"] or "",
-                _driver_text(r["drivers"][0]) if r["drivers"] else "",
+                driver_text(r["drivers"][0]) if r["drivers"] else "",
             ]
             for r in shown
         ),

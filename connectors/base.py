@@ -119,6 +119,7 @@ class StartContext:
 class Page:
     """One fetched page, as the cursor function of a stream sees it."""
 
+    request: Request
     body: Mapping[str, Any]
     records: Sequence[Mapping[str, Any]]
     is_last: bool

@@ -313,7 +313,7 @@ def run_stream(
             result.skipped += mapped.skipped
             result.quarantined += len(mapped.quarantine)
             if spec.cursor is not None:
-                page = Page(body, raw, not paginator.has_more, ctx)
+                page = Page(request, body, raw, not paginator.has_more, ctx)
                 new = spec.cursor(page)
                 moved = _advance(spec.cursor_kind, committed, new) if new is not None else None
                 if moved is not None:

@@ -272,8 +272,8 @@ def deliver_pending(
                 summary.deferred = len(pending) - position
                 summary.problems.append(str(exc))
                 break
-            except SlackError:
-                _finish(session, alert, "pending", alert.error)
+            except SlackError as exc:  # the token: nothing can go out until it is fixed
+                _finish(session, alert, "pending", str(exc))
                 raise
             except Exception as exc:  # unknown state: record it, never send twice
                 _finish(session, alert, "failed", f"unexpected error: {exc!r}")

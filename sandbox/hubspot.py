@@ -40,6 +40,8 @@ __all__ = ["HUBSPOT_TOKEN", "SEARCH_RESULT_CAP", "hubspot_app"]
 
 HUBSPOT_TOKEN: Final = "sandbox-hubspot-token"  # noqa: S105  # the sandbox's published token
 SEARCH_RESULT_CAP: Final = 10_000
+_KIND_IDS = {"0-2": "companies", "0-3": "deals"}  # HubSpot's object type ids
+_SINGULAR = {"companies": "company", "deals": "deal"}
 
 
 def _error(status: int, message: str, category: str, **extra: Any) -> Response:
@@ -198,7 +200,7 @@ class _HubSpot:
         return json_response(body)
 
     async def objects_list(self, request: Request) -> Response:
-        kind = request.path_params["kind"]
+        kind = _KIND_IDS.get(request.path_params["kind"], request.path_params["kind"])
         if kind not in self.objects:
             return await _not_found(request, HTTPException(404))
         params = request.query_params
@@ -218,7 +220,7 @@ class _HubSpot:
         return json_response(body)
 
     async def search(self, request: Request) -> Response:
-        kind = request.path_params["kind"]
+        kind = _KIND_IDS.get(request.path_params["kind"], request.path_params["kind"])
         if kind not in self.objects:
             return await _not_found(request, HTTPException(404))
         try:
@@ -282,7 +284,8 @@ class _HubSpot:
         if len(inputs) > 1000:
             return _error(400, "Too many inputs: at most 1000 per batch", "VALIDATION_ERROR")
         started = datetime.now(UTC)
-        link_type = f"{pair[0][:-1]}_to_{pair[1][:-1]}"
+        one, other = _SINGULAR[pair[0]], _SINGULAR[pair[1]]
+        link_type = f"{one}_to_{other}"
         results, errors = [], []
         for oid in dict.fromkeys(inputs):
             targets = self.links[pair].get(oid)
@@ -295,8 +298,7 @@ class _HubSpot:
                     {
                         "status": "error",
                         "category": "OBJECT_NOT_FOUND",
-                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                        "message": f"No {pair[1][:-1]} is associated with {pair[0][:-1]} {oid}.",
+                            "message": f"No {other} is associated with {one} {oid}.",
                         "context": {"fromObjectId": [oid]},
                         "errors": [],
                         "links": {},

@@ -1,0 +1,205 @@
+"""`health-agent demo`: the whole agent on a synthetic book of business, with no credentials.
+
+Starts the sandbox emulators of HubSpot, Zendesk, Stripe and Slack on 127.0.0.1, points the
+real connectors at them over HTTP, syncs into the configured database (the default SQLite
+file), backfills twelve weeks of point-in-time scores, sends the band-drop alerts to the
+Slack emulator and prints what happened. Running it again changes nothing: cursors say there
+is nothing new and alert fingerprints say every alert went out already.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from rich.console import Console
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+import pipeline
+import reports
+import views
+from notifications import deliver_pending, detect_alerts, make_slack_client
+from sandbox.book import Book, generate_book
+from sandbox.hubspot import HUBSPOT_TOKEN, hubspot_app
+from sandbox.ratelimit import Limits
+from sandbox.server import serve_apps
+from sandbox.slack import SLACK_BOT_TOKEN, slack_app, user_id
+from sandbox.stripe import STRIPE_API_KEY, stripe_app
+from sandbox.usage_csv import usage_csv_text
+from sandbox.zendesk import ZENDESK_API_TOKEN, ZENDESK_EMAIL, zendesk_app
+from scoring import backfill, load_scorecard
+from settings import (
+    HubSpotSettings,
+    Settings,
+    SlackSettings,
+    StripeSettings,
+    UsageFileSettings,
+    ZendeskSettings,
+)
+from store.db import open_store
+from store.models import Account, Alert, SentimentEntry
+
+__all__ = ["run_demo"]
+
+HISTORY_WEEKS = 13
+TIME_SCALE = 60.0  # the emulators keep the vendors' budgets, with windows 60x shorter
+OUTPUT_DIR = Path("demo-output")
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    """Keep the file (and its mtime) when the content is the same, so re-syncs find nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def _sandbox_settings(settings: Settings, base: str, usage_csv: Path) -> Settings:
+    """The configured settings, with every source pointed at the emulators."""
+    return settings.model_copy(
+        update={
+            "hubspot": HubSpotSettings(token=SecretStr(HUBSPOT_TOKEN), base_url=f"{base}/hubspot"),
+            "zendesk": ZendeskSettings(
+                email=ZENDESK_EMAIL,
+                api_token=SecretStr(ZENDESK_API_TOKEN),
+                base_url=f"{base}/zendesk",
+            ),
+            "stripe": StripeSettings(api_key=SecretStr(STRIPE_API_KEY), base_url=f"{base}/stripe"),
+            "usage_file": UsageFileSettings(path=usage_csv),
+            "slack": SlackSettings(
+                bot_token=SecretStr(SLACK_BOT_TOKEN), base_url=f"{base}/slack/api/"
+            ),
+        }
+    )
+
+
+def _seed_sentiment(engine: Engine, book: Book) -> int:
+    """Enter the CSMs' sentiment from the book once (what they would type in Slack or the CLI)."""
+    with Session(engine) as session:
+        ids = dict(
+            session.execute(
+                select(Account.external_id, Account.id).where(Account.source == "hubspot")
+            ).tuples()
+        )
+        existing = {
+            (account_id, recorded_at)
+            for account_id, recorded_at in session.execute(
+                select(SentimentEntry.account_id, SentimentEntry.recorded_at)
+            ).tuples()
+        }
+        new = [
+            SentimentEntry(
+                account_id=ids[s.company_id],
+                sentiment=s.sentiment,
+                note=s.note,
+                author_email=s.author_email,
+                origin="sandbox",
+                recorded_at=s.recorded_at,
+            )
+            for s in book.sentiments
+            if s.company_id in ids and (ids[s.company_id], s.recorded_at) not in existing
+        ]
+        session.add_all(new)
+        session.commit()
+    return len(new)
+
+
+def _render_message(message: dict[str, Any]) -> str:
+    """A Block Kit message as plain lines: texts, fields, and buttons in brackets."""
+    lines: list[str] = []
+    for block in message.get("blocks") or []:
+        text = block.get("text")
+        if isinstance(text, dict) and text.get("text"):
+            lines.append(str(text["text"]))
+        for element in block.get("elements") or []:
+            if isinstance(element, dict) and element.get("type") in ("mrkdwn", "plain_text"):
+                lines.append(str(element.get("text", "")))
+        for field in block.get("fields") or []:
+            if isinstance(field, dict):
+                lines.append(str(field.get("text", "")))
+        buttons = [
+            str(e["text"]["text"])
+            for e in block.get("elements") or []
+            if isinstance(e, dict) and e.get("type") == "button"
+        ]
+        if buttons:
+            lines.append("  ".join(f"[ {b} ]" for b in buttons))
+    return "\n".join(lines) if lines else str(message.get("text", ""))
+
+
+def _print_slack(console: Console, engine: Engine, recorder: Any, book: Book) -> None:
+    people = {user_id(o.email): (f"{o.first_name} {o.last_name}", o.email) for o in book.owners}
+    messages = list(recorder.messages)
+    with Session(engine) as session:
+        sent_before = session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.status == "sent")
+        )
+    console.rule(f"Slack messages CSMs received ({len(messages)} this run)")
+    if not messages:
+        console.print(
+            f"No new alerts: all {sent_before} alerts were delivered before "
+            "(each alert has a fingerprint and goes out once).",
+            highlight=False,
+        )
+    for message in messages:
+        name, email = people.get(str(message.get("user")), (str(message.get("channel")), ""))
+        title = f"DM to {name} <{email}>" if email else f"Message to {name}"
+        views.panel(console, title, _render_message(message))
+
+
+def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: int = 300) -> None:
+    """Sync, score and alert on the sandbox book; print the three sections."""
+    started = time.monotonic()
+    today = datetime.now(UTC).date()
+    book = generate_book(seed=seed, accounts=accounts, today=today)
+    usage_csv = _write_if_changed(OUTPUT_DIR / "usage.csv", usage_csv_text(book))
+    engine = open_store(settings.database_url)
+    users = [(o.email, f"{o.first_name} {o.last_name}") for o in book.owners]
+    apps = {
+        "hubspot": hubspot_app(book, limits=Limits.vendor("hubspot", time_scale=TIME_SCALE)),
+        "zendesk": zendesk_app(book, limits=Limits.vendor("zendesk", time_scale=TIME_SCALE)),
+        "stripe": stripe_app(book, limits=Limits.vendor("stripe", time_scale=TIME_SCALE)),
+        "slack": slack_app(users),
+    }
+    console.print(
+        f"Sandbox book: {len(book.companies)} accounts, {len(book.owners)} CSMs and leads in "
+        f"{len(book.teams)} teams, seed {seed}; database {views.scrub(settings.database_url, [])}",
+        highlight=False,
+    )
+    with serve_apps(apps) as base:
+        demo_settings = _sandbox_settings(settings, base, usage_csv.resolve())
+        console.rule("Sync summary")
+        summary = pipeline.sync(engine, demo_settings, console)
+        pipeline.print_sync_summary(console, summary)
+        seeded = _seed_sentiment(engine, book)
+        scorecard = load_scorecard(settings.scorecard_path)
+        runs = backfill(engine, HISTORY_WEEKS, today, scorecard)
+        detection = detect_alerts(engine, today)
+        delivery = deliver_pending(
+            engine, make_slack_client(demo_settings), admin_channel=demo_settings.slack.admin_channel
+        )
+        console.rule("Accounts by risk")
+        console.print(
+            f"{seeded} CSM sentiment entries recorded; {len(runs)} weekly scores per account "
+            f"back to {today - timedelta(weeks=HISTORY_WEEKS - 1)}; "
+            + pipeline.describe_scores(runs[-1]),
+            highlight=False,
+        )
+        reports.print_accounts(console, reports.accounts_overview(engine), limit=15)
+        console.print(
+            f"Alerts: {detection.drops} band drops today, {detection.created} new; "
+            f"sent {delivery.sent}, unroutable {delivery.unroutable}, failed {delivery.failed}",
+            highlight=False,
+        )
+        _print_slack(console, engine, apps["slack"].state.recorder, book)
+    stories = ", ".join(f"{name} = {book.stories[name]}" for name in sorted(book.stories))
+    console.print(
+        f"\nPlanted stories (CRM ids): {stories}.\nTry `health-agent explain "
+        f"{book.stories.get('churn_risk', '')}` or `health-agent accounts --json`. "
+        f"Done in {time.monotonic() - started:.1f} s.",
+        highlight=False,
+    )

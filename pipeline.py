@@ -1,0 +1,177 @@
+"""One cycle of the agent, step by step: sync the sources, score the accounts, notify.
+
+The CLI's commands, the scheduler's job and the demo all go through these functions, so
+"what a cycle does" is written once. Each step reads what the step before wrote to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+import reports
+import views
+from connectors.registry import sync_all
+from connectors.sync import ProgressEvent, SyncSummary
+from notifications import DeliverySummary, deliver_pending, detect_alerts, make_slack_client
+from scoring import ScoreRunSummary, explain, load_scorecard, record_sentiment, score_accounts
+from settings import Settings
+
+__all__ = [
+    "NotifySummary",
+    "cycle",
+    "notify",
+    "print_explain",
+    "print_sync_summary",
+    "score",
+    "sync",
+]
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Any]:
+    with views.progress(console) as lines:
+
+        def report(event: ProgressEvent) -> None:
+            lines.update(f"{event.source} {event.stream}", event.records, done=event.done)
+
+        yield report
+
+
+def sync(
+    engine: Engine, settings: Settings, console: Console, source: str | None = None
+) -> SyncSummary:
+    """Sync every enabled source (or one) with a progress bar; stream errors are reported."""
+    with _progress(console) as report:
+        return sync_all(engine, settings, sources=[source] if source else None, progress=report)
+
+
+def print_sync_summary(console: Console, summary: SyncSummary) -> None:
+    views.render_table(
+        console,
+        "Sync summary",
+        ["Source", "Stream", "Records", "Pages", "Quarantined", "Status"],
+        (
+            [r.source, r.stream, r.records, r.pages, r.quarantined, r.status if r.status == "ok"
+             else f"{r.status}: {r.error}"]
+            for r in summary.streams
+        ),
+        styles={2: "number", 3: "number", 4: "number"},
+    )
+    if summary.links:
+        links = ", ".join(f"{count} {status}" for status, count in sorted(summary.links.items()))
+        console.print(f"Account matching: {links}", highlight=False)
+
+
+def score(engine: Engine, settings: Settings, as_of: date) -> ScoreRunSummary:
+    return score_accounts(engine, as_of, load_scorecard(settings.scorecard_path))
+
+
+def describe_scores(summary: ScoreRunSummary) -> str:
+    bands = ", ".join(f"{n} {band}" for band, n in summary.bands.items())
+    return (
+        f"scored {summary.scored} of {summary.accounts} accounts as of {summary.as_of} "
+        f"({bands}; {summary.unscored} without data; mean confidence "
+        f"{summary.mean_confidence:.0%}; scorecard {summary.scorecard_version})"
+    )
+
+
+@dataclass(frozen=True)
+class NotifySummary:
+    detected: int
+    created: int
+    delivery: DeliverySummary | None
+
+    def describe(self) -> str:
+        text = f"{self.detected} band drops, {self.created} new alerts"
+        if self.delivery is None:
+            return text + "; Slack is not configured, alerts stay pending"
+        d = self.delivery
+        text += f"; sent {d.sent}, unroutable {d.unroutable}, failed {d.failed}, deferred {d.deferred}"
+        return text + "".join(f"\n  {problem}" for problem in d.problems)
+
+
+def notify(engine: Engine, settings: Settings, as_of: date) -> NotifySummary:
+    """Create alerts for band drops as of `as_of` and deliver every pending alert."""
+    detection = detect_alerts(engine, as_of)
+    delivery = None
+    if settings.slack.enabled():
+        client = make_slack_client(settings)
+        delivery = deliver_pending(engine, client, admin_channel=settings.slack.admin_channel)
+    return NotifySummary(detection.drops, detection.created, delivery)
+
+
+def cycle(engine: Engine, settings: Settings, console: Console, as_of: date) -> None:
+    """One scheduled cycle: sync, score, notify, with a line per step."""
+    summary = sync(engine, settings, console)
+    print_sync_summary(console, summary)
+    console.print(describe_scores(score(engine, settings, as_of)), highlight=False)
+    console.print(notify(engine, settings, as_of).describe(), highlight=False)
+
+
+def record(engine: Engine, needle: str, value: str, note: str, by: str | None) -> str:
+    """Record a CSM's sentiment on the account `needle` names; returns its name."""
+    with Session(engine) as session:
+        account = reports.find_account(session, needle)
+        assert account.id is not None
+    record_sentiment(engine, account.id, value, note, author_email=by, origin="cli")
+    return account.name
+
+
+def print_explain(console: Console, engine: Engine, needle: str) -> None:
+    """The account's score, components, drivers and history, for a person."""
+    with Session(engine) as session:
+        account = reports.find_account(session, needle)
+        assert account.id is not None
+        health = explain(session, account.id)
+        sentiment = reports.latest_sentiment(session, account.id)
+    latest = health.latest
+    header = f"{account.name} ({account.domain or 'no domain'}, CRM id {account.external_id})"
+    if latest is None:
+        views.panel(console, header, "not scored yet: run `health-agent score`")
+        return
+    lines = [
+        f"Score {latest.score:.0f} ({latest.band}) as of {latest.as_of}, "
+        f"confidence {latest.confidence:.0%}, scorecard {latest.scorecard_version}",
+        f"Owner {account.owner_email or '(unowned)'}; renewal {account.renewal_date or 'unknown'}",
+    ]
+    if sentiment is not None:
+        lines.append(
+            f"CSM sentiment {sentiment.sentiment} on {sentiment.recorded_at:%Y-%m-%d}"
+            + (f": {sentiment.note}" if sentiment.note else "")
+        )
+    lines.append("")
+    lines.extend(f"- {reports.driver_text(d)}" for d in latest.drivers)
+    views.panel(console, header, "\n".join(lines))
+    views.render_table(
+        console,
+        "Components",
+        ["Component", "Score", "Weight", "Measures"],
+        (
+            [
+                name,
+                "" if comp.get("score") is None else f"{comp['score']:.0f}",
+                f"{comp.get('weight', 0):.2f}",
+                "; ".join(
+                    f"{m}: {'n/a' if v.get('score') is None else format(v['score'], '.0f')}"
+                    for m, v in (comp.get("measures") or {}).items()
+                ),
+            ]
+            for name, comp in latest.components.items()
+        ),
+        styles={1: "number", 2: "number"},
+    )
+    views.render_table(
+        console,
+        "History",
+        ["As of", "Score", "Band"],
+        ([h.as_of.isoformat(), f"{h.score:.0f}", h.band] for h in health.history),
+        styles={1: "number"},
+    )
