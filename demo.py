@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
-from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
 
 import pipeline
 import reports
@@ -80,17 +80,16 @@ def _sandbox_settings(settings: Settings, base: str, usage_csv: Path) -> Setting
 def _seed_sentiment(engine: Engine, book: Book) -> int:
     """Enter the CSMs' sentiment from the book once (what they would type in Slack or the CLI)."""
     with Session(engine) as session:
-        ids = dict(
-            session.execute(
-                select(Account.external_id, Account.id).where(Account.source == "hubspot")
-            ).tuples()
-        )
-        existing = {
-            (account_id, recorded_at)
-            for account_id, recorded_at in session.execute(
-                select(SentimentEntry.account_id, SentimentEntry.recorded_at)
-            ).tuples()
+        ids: dict[str, int] = {
+            external_id: account_id
+            for external_id, account_id in session.exec(
+                select(Account.external_id, col(Account.id)).where(Account.source == "hubspot")
+            ).all()
+            if account_id is not None
         }
+        existing = set(
+            session.exec(select(SentimentEntry.account_id, SentimentEntry.recorded_at)).all()
+        )
         new = [
             SentimentEntry(
                 account_id=ids[s.company_id],
@@ -135,9 +134,9 @@ def _print_slack(console: Console, engine: Engine, recorder: Any, book: Book) ->
     people = {user_id(o.email): (f"{o.first_name} {o.last_name}", o.email) for o in book.owners}
     messages = list(recorder.messages)
     with Session(engine) as session:
-        sent_before = session.scalar(
-            select(func.count()).select_from(Alert).where(Alert.status == "sent")
-        )
+        sent_before = session.exec(
+            select(func.count()).select_from(Alert).where(col(Alert.status) == "sent")
+        ).one()
     console.rule(f"Slack messages CSMs received ({len(messages)} this run)")
     if not messages:
         console.print(

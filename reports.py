@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from sqlalchemy import Engine, func, or_, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, Engine, func, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 import views
 from store.models import Account, ExternalLink, HealthScore, QuarantinedRecord, SentimentEntry
@@ -43,21 +44,21 @@ def _money(minor: int | None, currency: str = "USD") -> str:
 
 def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
     """Every live account with its latest score and the change since the score before."""
-    ranked = select(
-        HealthScore.account_id,
-        HealthScore.as_of,
-        HealthScore.score,
-        HealthScore.band,
-        HealthScore.confidence,
-        HealthScore.drivers,
+    ranked = sa_select(
+        col(HealthScore.account_id),
+        col(HealthScore.as_of),
+        col(HealthScore.score),
+        col(HealthScore.band),
+        col(HealthScore.confidence),
+        col(HealthScore.drivers),
         func.row_number()
-        .over(partition_by=HealthScore.account_id, order_by=HealthScore.as_of.desc())  # type: ignore[attr-defined]  # SQLModel column
+        .over(partition_by=col(HealthScore.account_id), order_by=col(HealthScore.as_of).desc())
         .label("rn"),
     ).subquery()
-    latest = select(ranked).where(ranked.c.rn == 1).subquery()
-    previous = select(ranked).where(ranked.c.rn == 2).subquery()
+    latest = sa_select(ranked).where(ranked.c.rn == 1).subquery()
+    previous = sa_select(ranked).where(ranked.c.rn == 2).subquery()
     query = (
-        select(
+        sa_select(
             Account,
             latest.c.as_of,
             latest.c.score,
@@ -67,9 +68,9 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
             previous.c.score.label("previous_score"),
             previous.c.band.label("previous_band"),
         )
-        .outerjoin(latest, latest.c.account_id == Account.id)
-        .outerjoin(previous, previous.c.account_id == Account.id)
-        .where(Account.deleted_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
+        .outerjoin(latest, latest.c.account_id == col(Account.id))
+        .outerjoin(previous, previous.c.account_id == col(Account.id))
+        .where(col(Account.deleted_at).is_(None))
     )
     rows: list[dict[str, Any]] = []
     with Session(engine) as session:
@@ -140,17 +141,17 @@ def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | No
 
 def find_account(session: Session, needle: str) -> Account:
     """The live account whose id, CRM id, domain or name is `needle` (name: case-insensitive)."""
-    conditions = [
-        Account.external_id == needle,
-        Account.domain == needle.lower(),
-        func.lower(Account.name) == needle.lower(),
+    conditions: list[ColumnElement[bool]] = [
+        col(Account.external_id) == needle,
+        col(Account.domain) == needle.lower(),
+        func.lower(col(Account.name)) == needle.lower(),
     ]
     if needle.isdigit():
-        conditions.append(Account.id == int(needle))
+        conditions.append(col(Account.id) == int(needle))
     matches = list(
         session.exec(
-            select(Account).where(or_(*conditions), Account.deleted_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
-        ).scalars()
+            select(Account).where(or_(*conditions), col(Account.deleted_at).is_(None))
+        ).all()
     )
     if not matches:
         raise AccountNotFound(
@@ -166,10 +167,10 @@ def find_account(session: Session, needle: str) -> Account:
 def latest_sentiment(session: Session, account_id: int) -> SentimentEntry | None:
     return session.exec(
         select(SentimentEntry)
-        .where(SentimentEntry.account_id == account_id)
-        .order_by(SentimentEntry.recorded_at.desc())  # type: ignore[attr-defined]  # SQLModel column
+        .where(col(SentimentEntry.account_id) == account_id)
+        .order_by(col(SentimentEntry.recorded_at).desc())
         .limit(1)
-    ).scalar_one_or_none()
+    ).first()
 
 
 def unmatched(engine: Engine) -> list[dict[str, Any]]:
@@ -177,9 +178,9 @@ def unmatched(engine: Engine) -> list[dict[str, Any]]:
     with Session(engine) as session:
         links = session.exec(
             select(ExternalLink)
-            .where(ExternalLink.account_id.is_(None), ExternalLink.deleted_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
-            .order_by(ExternalLink.source, ExternalLink.external_id)
-        ).scalars()
+            .where(col(ExternalLink.account_id).is_(None), col(ExternalLink.deleted_at).is_(None))
+            .order_by(col(ExternalLink.source), col(ExternalLink.external_id))
+        ).all()
         return [
             {
                 "source": link.source,
@@ -212,9 +213,9 @@ def quarantined(engine: Engine) -> list[dict[str, Any]]:
     with Session(engine) as session:
         records = session.exec(
             select(QuarantinedRecord)
-            .where(QuarantinedRecord.resolved_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
-            .order_by(QuarantinedRecord.created_at)
-        ).scalars()
+            .where(col(QuarantinedRecord.resolved_at).is_(None))
+            .order_by(col(QuarantinedRecord.created_at))
+        ).all()
         return [
             {
                 "source": r.source,

@@ -53,8 +53,8 @@ def render_table(
     """A Rich table; cells that are band names get their band colour."""
     table = Table(title=title, title_justify="left", header_style="bold")
     for index, column in enumerate(columns):
-        justify = "right" if (styles or {}).get(index) == "number" else "left"
-        table.add_column(column, justify=justify, overflow="fold")
+        numeric = (styles or {}).get(index) == "number"
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
         cells = []
         for value in row:

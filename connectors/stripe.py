@@ -26,6 +26,7 @@ from typing import Any
 from connectors.base import (
     Connector,
     CursorKind,
+    Mapper,
     Page,
     Record,
     StartContext,
@@ -92,7 +93,7 @@ def _unit_amount(price: Mapping[str, Any]) -> Fraction:
         return Fraction(int(price["unit_amount"]))
     if price.get("unit_amount_decimal") is not None:
         return Fraction(Decimal(str(price["unit_amount_decimal"])))
-    raise MappingError(f"price {price.get('id')} has no unit amount (tiered prices are not supported)")
+    raise MappingError(f"price {price.get('id')} has no unit amount (tiered prices unsupported)")
 
 
 def _items(sub: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -118,7 +119,8 @@ def _permanent_coupons(sub: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             continue  # an unexpanded id: its coupon is not in the payload
         key = str(discount.get("id") or id(discount))
         source = discount.get("source")
-        coupon = discount.get("coupon") or (source.get("coupon") if isinstance(source, Mapping) else None)
+        nested = source.get("coupon") if isinstance(source, Mapping) else None
+        coupon = discount.get("coupon") or nested  # `source.coupon` since API 2025-03-31
         if key in seen or not isinstance(coupon, Mapping):
             continue
         seen.add(key)
@@ -174,7 +176,7 @@ def map_customer(
         "kind": "customer",
         "name": raw.get("name") or raw.get("description") or None,
         "domain": email_domain(raw.get("email")),
-        "crm_hint": str(hint).strip() or None if hint is not None else None,
+        "crm_hint": (str(hint).strip() or None) if hint is not None else None,
         "deleted_at": deleted_at,
     }
     return [Record(ExternalLink, values)]
@@ -257,8 +259,10 @@ class _EventsCursor:
 
 
 def _load(cursor: str | None) -> _EventsCursor | None:
+    if not cursor:
+        return None
     try:
-        data = json.loads(cursor) if cursor else None
+        data = json.loads(cursor)
         return _EventsCursor(data["after"], int(data["at"]), str(data["generation"]))
     except (ValueError, TypeError, KeyError):
         return None
@@ -315,7 +319,7 @@ def build(
         state = _load(ctx.source_cursors.get("events"))
         return state.generation if state else None
 
-    def listing(name: str, path: str, mapper: Any, **params: Any) -> StreamSpec:
+    def listing(name: str, path: str, mapper: Mapper, **params: Any) -> StreamSpec:
         def query(ctx: StartContext) -> dict[str, Any] | None:
             current = generation(ctx)
             if current is not None and ctx.cursor == current:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import (
+    TICKET_REF_PREFIX,
     Connector,
     CursorKind,
     Page,
@@ -40,7 +41,6 @@ from store.models import ExternalLink, SurveyResponse, Ticket
 
 __all__ = [
     "SOURCE",
-    "TICKET_REF_PREFIX",
     "ZendeskOptions",
     "build",
     "map_organization",
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 SOURCE = "zendesk"
-TICKET_REF_PREFIX = "ticket:"
 QUOTAS = (
     QuotaHeaders("X-Rate-Limit-Remaining", window_seconds=60.0, low_water=10),
     QuotaHeaders("ratelimit-remaining", reset_seconds="ratelimit-reset", low_water=10),

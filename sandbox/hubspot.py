@@ -28,13 +28,15 @@ from sandbox.hubspot_records import (
     DEAL_DEFAULTS,
     CrmObject,
     FilterError,
+    broken,
     company_object,
     deal_object,
     matches,
+    owner_object,
     sort_key,
 )
 from sandbox.ratelimit import Decision, Fault, Limits, RateLimiter, retry_after_header
-from sandbox.records import Book, Owner
+from sandbox.records import Book
 
 __all__ = ["HUBSPOT_TOKEN", "SEARCH_RESULT_CAP", "hubspot_app"]
 
@@ -120,33 +122,6 @@ class _Policy:
         return {}
 
 
-def _owner(o: Owner) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "email": o.email,
-        "type": "PERSON",
-        "firstName": o.first_name,
-        "lastName": o.last_name,
-        "userId": o.user_id,
-        "userIdIncludingInactive": o.user_id,
-        "createdAt": iso_ms(o.created_at),
-        "updatedAt": iso_ms(o.updated_at),
-        "archived": False,
-        "teams": [{"id": o.team_id, "name": o.team_name, "primary": True}],
-    }
-
-
-def _broken(body: dict[str, Any]) -> dict[str, Any]:
-    """One record in an unexpected shape: properties as a list of pairs, no email."""
-    broken = dict(body)
-    if "properties" in broken:
-        broken["properties"] = [[k, v] for k, v in body["properties"].items()]
-    else:
-        broken.pop("email", None)
-        broken["teams"] = {"primary": body.get("teams")}
-    return broken
-
-
 class _HubSpot:
     def __init__(self, book: Book, limits: Limits, search_cap: int) -> None:
         self.faults = limits.faults
@@ -174,12 +149,12 @@ class _HubSpot:
         self, stream: str, bodies: list[dict[str, Any]], first: str
     ) -> list[dict[str, Any]]:
         target = self.faults.malformed(stream, first)
-        return [_broken(b) if b["id"] == target else b for b in bodies]
+        return [broken(b) if b["id"] == target else b for b in bodies]
 
     async def owners_list(self, request: Request) -> Response:
         try:
             limit = min(parse_int(request.query_params.get("limit"), 100) or 100, 500)
-            after = parse_int(request.query_params.get("after"), 0) or 0
+            after = max(0, parse_int(request.query_params.get("after"), 0) or 0)
         except ValueError:
             return _error(400, "limit and after must be integers", "VALIDATION_ERROR")
         rows = self.owners
@@ -187,7 +162,7 @@ class _HubSpot:
             rows = [o for o in rows if o.email == email.lower()]
         if request.query_params.get("archived") == "true":
             rows = []
-        page = [_owner(o) for o in rows[after : after + limit]]
+        page = [owner_object(o) for o in rows[after : after + limit]]
         body: dict[str, Any] = {"results": self._maybe_break("owners", page, self.owners[0].id)}
         if after + limit < len(rows):
             nxt = str(after + limit)
@@ -206,7 +181,7 @@ class _HubSpot:
         params = request.query_params
         try:
             limit = min(parse_int(params.get("limit"), 10) or 10, 100)
-            after = parse_int(params.get("after"), 0) or 0
+            after = max(0, parse_int(params.get("after"), 0) or 0)
         except ValueError:
             return _error(400, "limit and after must be integers", "VALIDATION_ERROR")
         rows = self.archived[kind] if params.get("archived") == "true" else self.objects[kind]
@@ -240,7 +215,7 @@ class _HubSpot:
                 or any(all(matches(o, f) for f in g.get("filters", [])) for g in groups)
             ]
             rows = self._sorted(rows, query.get("sorts") or [])
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return _error(400, f"Invalid search request: {exc}", "VALIDATION_ERROR")
         if after + limit > self.search_cap:
             return _error(
@@ -298,7 +273,7 @@ class _HubSpot:
                     {
                         "status": "error",
                         "category": "OBJECT_NOT_FOUND",
-                            "message": f"No {other} is associated with {one} {oid}.",
+                        "message": f"No {other} is associated with {one} {oid}.",
                         "context": {"fromObjectId": [oid]},
                         "errors": [],
                         "links": {},

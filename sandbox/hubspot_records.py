@@ -1,4 +1,4 @@
-"""HubSpot CRM v3 objects of the book: property maps, search filters and sort keys.
+"""HubSpot CRM v3 records of the book: owners, company and deal property maps, search filters.
 
 Property values are strings, as HubSpot returns them: date-times in ISO 8601 with
 milliseconds (`2026-04-15T16:01:08.286Z`), dates as `YYYY-MM-DD`, numbers as decimal
@@ -14,16 +14,18 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sandbox.emulator import iso_ms
-from sandbox.records import Company, Deal
+from sandbox.records import Company, Deal, Owner
 
 __all__ = [
     "COMPANY_DEFAULTS",
     "DEAL_DEFAULTS",
     "CrmObject",
     "FilterError",
+    "broken",
     "company_object",
     "deal_object",
     "matches",
+    "owner_object",
     "sort_key",
 ]
 
@@ -179,3 +181,30 @@ def _cmp(a: float | str, b: float | str) -> int:
         return (a > b) - (a < b)
     sa, sb = str(a), str(b)
     return (sa > sb) - (sa < sb)
+
+
+def owner_object(o: Owner) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "email": o.email,
+        "type": "PERSON",
+        "firstName": o.first_name,
+        "lastName": o.last_name,
+        "userId": o.user_id,
+        "userIdIncludingInactive": o.user_id,
+        "createdAt": iso_ms(o.created_at),
+        "updatedAt": iso_ms(o.updated_at),
+        "archived": False,
+        "teams": [{"id": o.team_id, "name": o.team_name, "primary": True}],
+    }
+
+
+def broken(body: dict[str, Any]) -> dict[str, Any]:
+    """One record in an unexpected shape: properties as a list of pairs, no email."""
+    broken = dict(body)
+    if "properties" in broken:
+        broken["properties"] = [[k, v] for k, v in body["properties"].items()]
+    else:
+        broken.pop("email", None)
+        broken["teams"] = {"primary": body.get("teams")}
+    return broken

@@ -1,7 +1,7 @@
 """Serve emulator apps over real HTTP on loopback, from a background thread.
 
-    with serve_apps({"hubspot": hubspot_app(book), "zendesk": zendesk_app(book)}) as base:
-        hubspot_base_url = f"{base}/hubspot"
+    with serve_apps(vendor_apps(book, time_scale=60)) as base:
+        hubspot_base_url = f"{base}/hubspot"  # also /zendesk and /stripe
 
 One uvicorn server listens on 127.0.0.1 on a free port chosen by the OS; each app is
 mounted under `/<name>`. The server starts in a few milliseconds, logs only warnings, and
@@ -21,9 +21,37 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-__all__ = ["serve_apps"]
+from sandbox.hubspot import hubspot_app
+from sandbox.ratelimit import Faults, Limits
+from sandbox.records import Book
+from sandbox.stripe import stripe_app
+from sandbox.zendesk import zendesk_app
+
+__all__ = ["serve_apps", "vendor_apps"]
 
 _STARTUP_TIMEOUT_S = 10.0
+
+
+def vendor_apps(
+    book: Book, *, time_scale: float = 1.0, faults: Faults | None = None
+) -> dict[str, ASGIApp]:
+    """The HubSpot, Zendesk and Stripe emulators of `book` with their vendors' real budgets.
+
+    `time_scale` compresses every rate-limit window (60 turns a minute into a second);
+    `faults`, shared by the three (their paths and stream names differ), arms failures.
+    """
+    shared = faults or Faults()
+    return {
+        "hubspot": hubspot_app(
+            book, limits=Limits.vendor("hubspot", time_scale=time_scale, faults=shared)
+        ),
+        "zendesk": zendesk_app(
+            book, limits=Limits.vendor("zendesk", time_scale=time_scale, faults=shared)
+        ),
+        "stripe": stripe_app(
+            book, limits=Limits.vendor("stripe", time_scale=time_scale, faults=shared)
+        ),
+    }
 
 
 @contextmanager

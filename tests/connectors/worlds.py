@@ -5,22 +5,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from connectors import hubspot, zendesk
+from connectors import hubspot, stripe, usage_file, zendesk
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.sync import Progress, StreamResult, SyncOptions, sync_connector
-from settings import HubSpotSettings, Settings, ZendeskSettings
+from settings import (
+    HubSpotSettings,
+    Settings,
+    StripeSettings,
+    UsageFileSettings,
+    ZendeskSettings,
+)
 from tests.connectors.fake_hubspot import TOKEN as HUBSPOT_TOKEN
 from tests.connectors.fake_hubspot import FakeHubSpot
+from tests.connectors.fake_stripe import API_KEY as STRIPE_KEY
+from tests.connectors.fake_stripe import FakeStripe
 from tests.connectors.fake_zendesk import EMAIL as ZENDESK_EMAIL
 from tests.connectors.fake_zendesk import TOKEN as ZENDESK_TOKEN
 from tests.connectors.fake_zendesk import FakeZendesk
-from tests.connectors.fakes import FakeVendor
+from tests.connectors.fakes import FIXTURES, FakeVendor
 
 NOW = datetime(2025, 6, 10, 12, tzinfo=UTC)
 
@@ -78,7 +87,30 @@ def zendesk_world(token: str = ZENDESK_TOKEN, page_size: int = 2) -> World:
     return World(zendesk.build(_settings(zendesk=cfg), client, options), vendor, sleeps)
 
 
-WORLDS: dict[str, Callable[[], World]] = {"hubspot": hubspot_world, "zendesk": zendesk_world}
+def stripe_world(api_key: str = STRIPE_KEY, page_size: int = 2) -> World:
+    vendor = FakeStripe()
+    sleeps: list[float] = []
+    cfg = StripeSettings(api_key=SecretStr(api_key), page_size=page_size)
+    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
+    connector = stripe.build(_settings(stripe=cfg), client)
+    lists = ("customers", "subscriptions", "invoices")
+    return World(connector, vendor, sleeps, needs={name: ["events"] for name in lists})
+
+
+USAGE_CSV = FIXTURES / "usage_file" / "usage.csv"
+
+
+def usage_world(path: Path = USAGE_CSV) -> World:
+    settings = _settings(usage_file=UsageFileSettings(path=path))
+    return World(usage_file.build(settings), None)
+
+
+WORLDS: dict[str, Callable[[], World]] = {
+    "hubspot": hubspot_world,
+    "zendesk": zendesk_world,
+    "stripe": stripe_world,
+    "usage_file": usage_world,
+}
 
 
 def vendor_of(world: World) -> FakeVendor | None:

@@ -52,7 +52,9 @@ def _document(relative: str) -> dict[str, Any]:
     return {"components": _convert(spec.get("components", {})), "paths": spec["paths"]}
 
 
-def response_validator(relative: str, path: str, method: str = "get", status: str = "200") -> Draft7Validator:
+def response_validator(
+    relative: str, path: str, method: str = "get", status: str = "200"
+) -> Draft7Validator:
     """A validator for the JSON response `status` of `method path` in the spec file `relative`."""
     doc = _document(relative)
     content = doc["paths"][path][method]["responses"][status]["content"]

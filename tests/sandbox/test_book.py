@@ -53,7 +53,8 @@ def test_counts_are_roughly_right(book: Book) -> None:
     owned = Counter(c.owner_id for c in book.active_companies())
     leads = {o.id for o in book.owners if o.is_lead}
     assert not leads & set(owned)
-    assert len(owned) == 12 and all(20 <= n <= 30 for n in owned.values())
+    assert len(owned) == 12
+    assert all(20 <= n <= 30 for n in owned.values())
     assert len(book.active_companies()) == 300
     assert sum(c.archived_at is not None for c in book.companies) == 2
     assert len({c.domain for c in book.companies}) == len(book.companies)
@@ -75,11 +76,20 @@ def test_cross_system_ids_line_up(book: Book) -> None:
     assert 0.05 < len(email_only) / 300 < 0.16
     statuses = Counter(s.status for s in book.subscriptions)
     assert statuses["active"] > 200
-    assert statuses["trialing"] and statuses["canceled"] and statuses["past_due"]
+    assert statuses["trialing"]
+    assert statuses["canceled"]
+    assert statuses["past_due"]
     assert any(c.coupon_id for c in book.subscriptions)
     assert {p.interval for p in book.prices} == {"month", "year"}
-    assert {t.status for t in book.tickets} >= {"new", "open", "pending", "hold", "solved",
-                                                 "closed", "deleted"}  # fmt: skip
+    assert {t.status for t in book.tickets} >= {
+        "new",
+        "open",
+        "pending",
+        "hold",
+        "solved",
+        "closed",
+        "deleted",
+    }
     assert {t.priority for t in book.tickets} == {"urgent", "high", "normal", "low", None}
     assert all(u.week_start.weekday() == 0 for u in book.usage)
 
@@ -93,8 +103,13 @@ def test_every_time_is_in_the_past_of_the_book(book: Book) -> None:
 
 
 def test_stories_are_planted(book: Book) -> None:
-    assert set(book.stories) == {"churn_risk", "churned", "payment_failed", "champion_red",
-                                 "quiet_healthy"}  # fmt: skip
+    assert set(book.stories) == {
+        "churn_risk",
+        "churned",
+        "payment_failed",
+        "champion_red",
+        "quiet_healthy",
+    }
     assert set(book.story_descriptions) == set(book.stories)
     assert all(cid in {o.external_id for o in book.organizations} for cid in book.stories.values())
     assert all(cid in {c.crm_account_id for c in book.customers} for cid in book.stories.values())
@@ -110,9 +125,13 @@ def test_churn_risk_declines_before_its_renewal(book: Book) -> None:
     assert [n for n, _ in weeks] == [1, 2, 3, 4, 6, 8]
     assert sum(u for _, u in weeks[-3:]) >= 5
     renewal = book.company(cid).renewal_date
-    assert renewal is not None and (renewal - book.today).days == 45
-    sub = next(s for s in book.subscriptions if s.customer_id in {
-        c.id for c in book.customers if c.company_id == cid})  # fmt: skip
+    assert renewal is not None
+    assert (renewal - book.today).days == 45
+    sub = next(
+        s
+        for s in book.subscriptions
+        if s.customer_id in {c.id for c in book.customers if c.company_id == cid}
+    )
     assert sub.status == "active"
 
 
@@ -120,25 +139,34 @@ def test_churned_account_canceled_four_months_ago(book: Book) -> None:
     cid = book.stories["churned"]
     customer = next(c for c in book.customers if c.company_id == cid)
     sub = next(s for s in book.subscriptions if s.customer_id == customer.id)
-    assert sub.status == "canceled" and sub.canceled_at is not None
+    assert sub.status == "canceled"
+    assert sub.canceled_at is not None
     assert 115 <= (book.now - sub.canceled_at).days <= 121
-    assert any(e.type == "customer.subscription.deleted" and e.object_id == sub.id
-               for e in book.events)  # fmt: skip
+    assert any(
+        e.type == "customer.subscription.deleted" and e.object_id == sub.id for e in book.events
+    )
     assert any(d.company_id == cid and d.stage == "closedlost" for d in book.deals)
 
 
 def test_payment_failed_in_the_last_five_days(book: Book) -> None:
     cid = book.stories["payment_failed"]
     customer = next(c for c in book.customers if c.company_id == cid)
-    latest = max((i for i in book.invoices if i.customer_id == customer.id), key=lambda i: i.created)
-    assert latest.status == "open" and latest.attempt_count == 2
+    latest = max(
+        (i for i in book.invoices if i.customer_id == customer.id), key=lambda i: i.created
+    )
+    assert latest.status == "open"
+    assert latest.attempt_count == 2
     assert (book.now - latest.created) <= timedelta(days=5)
     sub = next(s for s in book.subscriptions if s.customer_id == customer.id)
-    assert sub.status == "past_due" and customer.delinquent
-    failures = [e for e in book.events if e.type == "invoice.payment_failed" and e.object_id == latest.id]
+    assert sub.status == "past_due"
+    assert customer.delinquent
+    failures = [
+        e for e in book.events if e.type == "invoice.payment_failed" and e.object_id == latest.id
+    ]
     assert len(failures) == 2
     older = [i for i in book.invoices if i.customer_id == customer.id and i.id != latest.id]
-    assert older and all(i.status == "paid" and i.attempt_count == 1 for i in older)
+    assert older
+    assert all(i.status == "paid" and i.attempt_count == 1 for i in older)
 
 
 def test_champion_red_and_quiet_healthy(book: Book) -> None:
@@ -160,5 +188,6 @@ def test_usage_csv(book: Book, tmp_path: Path) -> None:
     assert lines[0] == ",".join(USAGE_CSV_HEADER)
     assert len(lines) == len(book.usage) + 1
     first = lines[1].split(",")
-    assert first[0] in {c.id for c in book.companies} and first[1].endswith(".test")
+    assert first[0] in {c.id for c in book.companies}
+    assert first[1].endswith(".test")
     assert path.read_bytes() == usage_csv_text(book).encode()

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 
 from sandbox.book import Book
 from sandbox.hubspot import hubspot_app
@@ -33,21 +33,25 @@ def test_stripe_spec_carries_the_old_shapes() -> None:
     subscription = validator.schema["components"]["schemas"]["subscription"]
     assert "current_period_end" in subscription["required"]
     invoice = validator.schema["components"]["schemas"]["invoice"]["properties"]
-    assert "subscription" in invoice and "parent" not in invoice
+    assert "subscription" in invoice
+    assert "parent" not in invoice
 
 
 def test_hubspot_owners_search_and_associations(book: Book) -> None:
     client = asgi_client(hubspot_app(book, limits=Limits.unlimited()), HUBSPOT_AUTH)
     owners = client.get("/crm/v3/owners", params={"limit": 10})
     assert_valid(response_validator("hubspot/crmOwners.json", "/crm/v3/owners"), owners.json())
-    search = response_validator("hubspot/companies.json", "/crm/v3/objects/companies/search", "post")
+    search = response_validator(
+        "hubspot/companies.json", "/crm/v3/objects/companies/search", "post"
+    )
     body = {
-        "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE",
-                                       "value": "0"}]}],
+        "filterGroups": [
+            {"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}]}
+        ],
         "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
         "properties": ["name", "domain", "hubspot_owner_id", "annualrevenue", "lifecyclestage"],
         "limit": 200,
-    }  # fmt: skip
+    }
     companies = client.post("/crm/v3/objects/companies/search", json=body)
     assert companies.json()["paging"]["next"]["after"] == "200"
     assert_valid(search, companies.json())
@@ -55,14 +59,20 @@ def test_hubspot_owners_search_and_associations(book: Book) -> None:
     body["properties"] = ["dealname", "amount", "dealstage", "hs_arr", "closedate"]
     assert_valid(deals, client.post("/crm/v3/objects/deals/search", json=body).json())
     path = "/crm/v3/associations/{fromObjectType}/{toObjectType}/batch/read"
-    links = client.post("/crm/v3/associations/deals/companies/batch/read",
-                        json={"inputs": [{"id": d.id} for d in book.deals[:50]]})  # fmt: skip
+    links = client.post(
+        "/crm/v3/associations/deals/companies/batch/read",
+        json={"inputs": [{"id": d.id} for d in book.deals[:50]]},
+    )
     assert links.status_code == 200
     assert_valid(response_validator("hubspot/associations.json", path, "post"), links.json())
-    partial = client.post("/crm/v3/associations/deals/companies/batch/read",
-                          json={"inputs": [{"id": book.deals[0].id}, {"id": "1"}]})  # fmt: skip
+    partial = client.post(
+        "/crm/v3/associations/deals/companies/batch/read",
+        json={"inputs": [{"id": book.deals[0].id}, {"id": "1"}]},
+    )
     assert partial.status_code == 207
-    assert_valid(response_validator("hubspot/associations.json", path, "post", "207"), partial.json())
+    assert_valid(
+        response_validator("hubspot/associations.json", path, "post", "207"), partial.json()
+    )
 
 
 def _pages(client: httpx.Client, path: str, **params: Any) -> Iterator[dict[str, Any]]:

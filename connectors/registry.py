@@ -1,0 +1,93 @@
+"""Which sources exist, which are enabled, and the one call that syncs them all.
+
+`build_connectors` turns settings into connectors for the enabled sources (or the ones
+asked for), in a fixed order: the CRM first, so accounts exist before anything is matched
+to them. `sync_all` syncs each, then resolves identities once. Connectors of other packages
+plug in through the `customer_health_agent.connectors` entry point group: each entry point
+is a callable `(settings, client_options) -> Connector | None` (None: not configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from sqlalchemy import Engine
+
+from connectors import hubspot, stripe, usage_file, zendesk
+from connectors.base import Connector
+from connectors.http import ClientOptions
+from connectors.identity import resolve_identities
+from connectors.sync import Progress, SyncOptions, SyncSummary, sync_connector
+from settings import ConfigError, Settings
+from store.db import session_scope
+
+__all__ = ["BUILT_IN", "ENTRY_POINT_GROUP", "build_connectors", "sync_all"]
+
+ENTRY_POINT_GROUP = "customer_health_agent.connectors"
+Factory = Callable[[Settings, ClientOptions | None], Connector | None]
+
+BUILT_IN: dict[str, Factory] = {
+    "hubspot": lambda settings, client: hubspot.build(settings, client),
+    "zendesk": lambda settings, client: zendesk.build(settings, client),
+    "stripe": lambda settings, client: stripe.build(settings, client),
+    "usage_file": lambda settings, client: usage_file.build(settings),
+}
+
+
+def _plugins() -> dict[str, Factory]:
+    found: dict[str, Factory] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in BUILT_IN:
+            found[entry.name] = entry.load()
+    return found
+
+
+def build_connectors(
+    settings: Settings,
+    sources: Sequence[str] | None = None,
+    *,
+    client: ClientOptions | None = None,
+) -> list[Connector]:
+    """Connectors for `sources` (default: every enabled one), CRM first.
+
+    Raises ConfigError naming the problem when a requested source is unknown or not set up.
+    """
+    plugins = _plugins()
+    enabled = settings.enabled_sources()
+    if sources is not None:
+        known = [*BUILT_IN, *plugins]
+        for name in sources:
+            if name not in known:
+                raise ConfigError(f"unknown source {name!r}: choose from {', '.join(known)}")
+            if name in BUILT_IN and name not in enabled:
+                raise ConfigError(f"{name} is not configured: set its variables in .env")
+    connectors: list[Connector] = []
+    for name, factory in {**BUILT_IN, **plugins}.items():
+        wanted = name in sources if sources is not None else name in enabled or name in plugins
+        if not wanted:
+            continue
+        connector = factory(settings, client)
+        if connector is not None:
+            connectors.append(connector)
+    return connectors
+
+
+def sync_all(
+    engine: Engine,
+    settings: Settings,
+    sources: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    *,
+    client: ClientOptions | None = None,
+    options: SyncOptions | None = None,
+) -> SyncSummary:
+    """Sync every wanted source, then match identities; failures are in the summary."""
+    summary = SyncSummary()
+    for connector in build_connectors(settings, sources, client=client):
+        summary.streams.extend(
+            sync_connector(engine, connector, options=options, progress=progress)
+        )
+    with session_scope(engine) as session:
+        summary.links = resolve_identities(session)
+    return summary
