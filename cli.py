@@ -9,6 +9,7 @@ stderr naming the source and the fix, with no traceback and no secret.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,8 @@ app.add_typer(sentiment_app, name="sentiment")
 app.add_typer(sources_app, name="sources")
 
 out = Console()
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out.width = 120  # logs and pipes: wide enough for the tables, still readable
 err = Console(stderr=True)
 T = TypeVar("T")
 
@@ -90,6 +93,8 @@ def _settings() -> Settings:
         settings = get_settings()
         settings.enabled_sources()  # half-configured sources fail here, early
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore", "alembic", "uvicorn", "slack_sdk"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     return settings
 
 
@@ -120,15 +125,27 @@ def demo(
 
 @app.command()
 def sync(
-    source: Annotated[str | None, typer.Argument(help="One source; all enabled if omitted.")] = None,
+    source: Annotated[
+        str | None, typer.Argument(help="One source; all enabled if omitted.")
+    ] = None,
 ) -> None:
     """Pull new and changed records from every enabled source (or one)."""
     import pipeline
 
     settings = _settings()
     engine = _engine(settings)
+    logging.getLogger("connectors.sync").setLevel(logging.ERROR)  # failures are printed below
     summary = _run(settings, lambda: pipeline.sync(engine, settings, out, source))
     pipeline.print_sync_summary(out, summary)
+    problems = dict.fromkeys(f"{r.error}" for r in summary.failures)
+    for problem in problems:
+        err.print(
+            f"[bold red]error:[/] {views.scrub(problem, settings.secrets())}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -193,7 +210,9 @@ def accounts_command(
 
 
 @app.command()
-def explain(account: Annotated[str, typer.Argument(help="Account id, CRM id, domain or name.")]) -> None:
+def explain(
+    account: Annotated[str, typer.Argument(help="Account id, CRM id, domain or name.")],
+) -> None:
     """Why an account scores what it does: components, drivers and history."""
     import pipeline
 

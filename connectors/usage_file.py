@@ -116,8 +116,8 @@ def map_row(raw: Mapping[str, Any]) -> list[Record]:
 
 
 def _row_key(raw: Mapping[str, Any]) -> str:
-    account, week = (raw.get("account_id") or "").strip(), (raw.get("week_start") or "").strip()
-    return f"{account}:{week}" if account and week else f"line {raw.get('line')}"
+    """Rows are known by their line: a corrected row on the same line resolves its quarantine."""
+    return f"line {raw.get('line')}"
 
 
 def build(settings: Settings) -> Connector:

@@ -25,20 +25,41 @@ from sandbox.stripe import stripe_app
 from sandbox.zendesk import zendesk_app
 
 REPO = Path(__file__).resolve().parent.parent
-TABLES = ["accounts", "tickets", "subscriptions", "invoices", "usage_snapshots", "alerts",
-          "health_scores", "external_links", "sentiment_entries", "opportunities"]
+TABLES = [
+    "accounts",
+    "tickets",
+    "subscriptions",
+    "invoices",
+    "usage_snapshots",
+    "alerts",
+    "health_scores",
+    "external_links",
+    "sentiment_entries",
+    "opportunities",
+]
 SECRET = "pat-na1-9f3c2b7e-secret-do-not-print"
 
 
-def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 240
-         ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(
-        ("HUBSPOT__", "ZENDESK__", "STRIPE__", "SLACK__", "USAGE_FILE__", "DATABASE_URL"))}
+def _cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 240
+) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("HUBSPOT__", "ZENDESK__", "STRIPE__", "SLACK__", "USAGE_FILE__", "DATABASE_URL")
+        )
+    }
     base.update({"COLUMNS": "160", "PYTHONPATH": str(REPO)})
     base.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
-        cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -127,9 +148,7 @@ def emulators() -> Iterator[str]:
         yield base
 
 
-def test_wrong_token_is_one_line_naming_the_source_and_fix(
-    emulators: str, tmp_path: Path
-) -> None:
+def test_wrong_token_is_one_line_naming_the_source_and_fix(emulators: str, tmp_path: Path) -> None:
     result = _cli(
         "sync",
         "hubspot",

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 import pytest
 from sqlmodel import SQLModel
 
@@ -29,9 +30,9 @@ def pg_shared(pg_template: str) -> Iterator[str]:
 
 
 def _truncate(url: str) -> None:
-    tables = ", ".join(f'"{t}"' for t in SQLModel.metadata.tables)
+    tables = sql.SQL(", ").join(sql.Identifier(t) for t in SQLModel.metadata.tables)
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")  # type: ignore[arg-type]  # table names come from the models
+        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

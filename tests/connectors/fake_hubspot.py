@@ -28,7 +28,9 @@ class FakeHubSpot(FakeVendor):
         self.archived_companies: list[dict[str, Any]] = load("hubspot", "archived_companies.json")
         self.deals: list[dict[str, Any]] = load("hubspot", "deals.json")
         self.archived_deals: list[dict[str, Any]] = load("hubspot", "archived_deals.json")
-        self.deal_companies: dict[str, list[dict[str, str]]] = load("hubspot", "deal_companies.json")
+        self.deal_companies: dict[str, list[dict[str, str]]] = load(
+            "hubspot", "deal_companies.json"
+        )
         self.search_bodies: list[dict[str, Any]] = []
 
     def route(self, request: httpx.Request) -> str:

@@ -101,7 +101,12 @@ class FakeStripe(FakeVendor):
             page, has_more = items[:limit], len(items) > limit
         return httpx.Response(
             200,
-            json={"object": "list", "url": f"/v1/{route}", "has_more": has_more, "data": deepcopy(page)},
+            json={
+                "object": "list",
+                "url": f"/v1/{route}",
+                "has_more": has_more,
+                "data": deepcopy(page),
+            },
         )
 
     @staticmethod

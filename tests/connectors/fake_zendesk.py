@@ -54,7 +54,9 @@ class FakeZendesk(FakeVendor):
             headers={"Retry-After": retry_after},
             json={
                 "error": "APIRateLimitExceeded",
-                "description": "Number of allowed incremental export API requests per minute exceeded",
+                "description": (
+                    "Number of allowed incremental export API requests per minute exceeded"
+                ),
             },
         )
 

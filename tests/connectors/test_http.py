@@ -108,7 +108,9 @@ def test_post_sends_json_body() -> None:
         (None, None),
     ],
 )
-def test_retry_after_parses_seconds_and_http_dates(value: str | None, expected: float | None) -> None:
+def test_retry_after_parses_seconds_and_http_dates(
+    value: str | None, expected: float | None
+) -> None:
     now = datetime(2025, 6, 10, 12, tzinfo=UTC)
     assert retry_after_seconds(value, now) == expected
 
@@ -125,7 +127,7 @@ def test_429_waits_exactly_retry_after_and_retries() -> None:
 
 
 def test_5xx_and_transport_errors_back_off_exponentially() -> None:
-    handler, seen = _sequence(
+    handler, _ = _sequence(
         httpx.Response(503, json={}),
         httpx.ConnectError("connection refused"),
         httpx.Response(502, json={}),

@@ -34,7 +34,11 @@ def _walk(paginator: Paginator, first: Request, *bodies: dict[str, Any]) -> list
 
 
 def test_cursor_after_in_query_and_in_body() -> None:
-    pages = ({"paging": {"next": {"after": "2"}}}, {"paging": {"next": {"after": "4"}}}, {})
+    pages: tuple[dict[str, Any], ...] = (
+        {"paging": {"next": {"after": "2"}}},
+        {"paging": {"next": {"after": "4"}}},
+        {},
+    )
     sent = _walk(CursorAfterPaginator(), GET, *pages)
     assert [r.params.get("after") for r in sent] == [None, "2", "4"]
     sent = _walk(CursorAfterPaginator(), POST, *pages)

@@ -78,7 +78,9 @@ def test_mrr_is_zero_for_subscriptions_that_do_not_bill(status: str) -> None:
 
 @pytest.mark.parametrize("status", ["active", "past_due", "unpaid"])
 def test_mrr_counts_billing_subscriptions(status: str) -> None:
-    assert monthly_recurring_minor(_sub({"price": _price(5000), "quantity": 1}, status=status)) == 5000
+    assert (
+        monthly_recurring_minor(_sub({"price": _price(5000), "quantity": 1}, status=status)) == 5000
+    )
 
 
 def test_mrr_reads_the_older_plan_shape_and_decimal_amounts() -> None:

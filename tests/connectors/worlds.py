@@ -62,7 +62,7 @@ class World:
 
 
 def _settings(**sources: Any) -> Settings:
-    return Settings(_env_file=None, **sources)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **sources)
 
 
 def hubspot_world(
