@@ -329,7 +329,10 @@ def run_stream(
         message = scrub(str(exc), connector.secret_values())
         result.error = message if isinstance(exc, SyncError) else f"{kind}: {message}"
         log.warning("%s/%s failed: %s", source, spec.name, result.error)
-        _record_run(engine, result, run_id, options.clock())
+        try:
+            _record_run(engine, result, run_id, options.clock())
+        except Exception:  # the store itself may be what failed: keep the first error
+            log.exception("%s/%s: could not record the failed run", source, spec.name)
         report(done=True)
         if not isinstance(exc, SyncError):
             raise

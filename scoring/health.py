@@ -7,10 +7,17 @@ bulk; scoring the same day again replaces that day's rows. A measure without dat
 out and the remaining weights re-normalised; `confidence` is the share of the scorecard's
 weight that was backed by data. An account with no data at all gets no score.
 
-Drivers are the plain-words reasons behind a score: each measure contributes
+The scorecard's caps then apply: every cap rule whose conditions all hold limits the score,
+the lowest cap winning. The rules that held are stored with the components, under `caps`
+(absent when none held): `score` is the lowest cap, `uncapped` the weighted mean, and
+`fired` lists each rule's `name`, `cap`, `reason` and whether it `lowered` the score.
+
+Drivers are the plain-words reasons behind a score. The caps that lowered it come first,
+lowest first ("Capped at 50 — subscription past due"). Then each measure contributes
 `effective weight x (measure score - green threshold)` points, so measures holding an
-account below green pull, measures above it push. The three most negative come first;
-green accounts also get their three strongest positive drivers.
+account below green pull, measures above it push; the most negative follow, three drivers
+at most, leaving out a measure its cap has already stated. Green accounts also get their
+three strongest positive drivers.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from sqlmodel import Session, col
 from sqlmodel import select as select_models
 
 from scoring.measures import MEASURES, SENTIMENTS, Reading, cutoff
-from scoring.scorecard import Scorecard, load_scorecard
+from scoring.scorecard import RESERVED_COMPONENT, CapRule, Scorecard, load_scorecard
 from store.db import session_scope
 from store.models import Account, HealthScore, SentimentEntry
 from store.types import utcnow
@@ -142,19 +149,92 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
         components[cname]["measures"][mname]["effective_weight"] = round(effective, 4)
         impact = effective * (score - pivot)
         contributions.append((impact, cname, mname, negative if impact < 0 else positive))
-    band = scorecard.bands.band(total)
-    drivers = [_driver(c) for c in sorted(contributions) if c[0] < 0][:MAX_DRIVERS]
+    fired = _fired_caps(scorecard, readings, components, total)
+    capped = min([total, *(limit for _, limit, _ in fired)])
+    lowering = [(rule, limit, reason) for rule, limit, reason in fired if limit < total]
+    stated = {c.measure for rule, _, _ in lowering for c in rule.when if c.measure is not None}
+    drivers = [
+        _cap_driver(scorecard, rule, reason, limit - total) for rule, limit, reason in lowering
+    ]
+    drivers += [_driver(c) for c in sorted(contributions) if c[0] < 0 and c[2] not in stated]
+    drivers = drivers[:MAX_DRIVERS]
+    if fired:
+        components[RESERVED_COMPONENT] = {
+            "score": round(fired[0][1], 1),
+            "uncapped": round(total, 1),
+            "fired": [
+                {
+                    "name": rule.name,
+                    "cap": round(limit, 1),
+                    "reason": reason,
+                    "lowered": limit < total,
+                }
+                for rule, limit, reason in fired
+            ],
+        }
+    band = scorecard.bands.band(capped)
     if band == "green":
         ups = sorted((c for c in contributions if c[0] > 0), reverse=True)
         drivers += [_driver(c) for c in ups][:MAX_DRIVERS]
     return AccountScore(
-        score=round(total, 1),
+        score=round(capped, 1),
         band=band,
         confidence=round(confidence, 3),
         components=components,
         weights={c: round(w, 4) for c, w in weights.items()},
         drivers=drivers,
     )
+
+
+def _fired_caps(
+    scorecard: Scorecard,
+    readings: Mapping[str, Reading],
+    components: Mapping[str, Any],
+    total: float,
+) -> list[tuple[CapRule, float, str]]:
+    """The cap rules whose conditions all hold, lowest cap first, with the cap as a score
+    and the reason in plain words. Conditions test the scores as stored (rounded)."""
+    fired: list[tuple[CapRule, float, str]] = []
+    for rule in scorecard.caps:
+        reasons: list[str] = []
+        for condition in rule.when:
+            if condition.component is not None:
+                score = components[condition.component]["score"]
+                if not condition.holds(None, score):
+                    break
+                reasons.append(f"{condition.component} score {score:.0f}")
+            else:
+                cname, measure = scorecard.find_measure(str(condition.measure))
+                entry = components[cname]["measures"][measure.name]
+                if not condition.holds(entry["value"], entry["score"]):
+                    break
+                reading = readings[measure.name]
+                reasons.append(measure.describe(reading.value, reading.details, positive=False))
+        else:
+            fired.append((rule, rule.limit(scorecard.bands), rule.label or " and ".join(reasons)))
+    return sorted(fired, key=lambda f: f[1])
+
+
+def _lower_first(text: str) -> str:
+    """`Subscription past due` reads as `subscription past due`; `CSM marked red` stays."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _cap_driver(scorecard: Scorecard, rule: CapRule, reason: str, impact: float) -> dict[str, Any]:
+    component = measure = None
+    if len(rule.when) == 1:
+        condition = rule.when[0]
+        component, measure = condition.component, condition.measure
+        if measure is not None:
+            component = scorecard.find_measure(measure)[0]
+    return {
+        "text": f"Capped at {rule.cap_text()} — {_lower_first(reason)}",
+        "direction": "negative",
+        "impact": round(impact, 1),
+        "component": component,
+        "measure": measure,
+        "cap": rule.name,
+    }
 
 
 def _driver(contribution: tuple[float, str, str, str]) -> dict[str, Any]:

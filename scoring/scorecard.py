@@ -20,6 +20,22 @@ in either direction), `thresholds` (ordered `steps` of `{ at_most = x, score = s
 score per category, for measures whose value is a word such as a subscription state).
 Labels are `str.format` templates over the measure's value and details; they are checked
 against the measure's known details when the file is loaded, so a typo fails at start-up.
+
+A weighted mean lets healthy components hide one serious problem, so a scorecard may also
+list `caps`: rules that limit the score when all their conditions hold, whatever the mean
+says. Each condition tests one measure or one component of the scorecard, by its 0-100
+score (`score_at_most`) or, for a measure whose value is a word, by that word (`value_in`).
+The cap is a score or a band, `yellow` or `red`, meaning just below that band's upper
+threshold:
+
+    [[caps]]
+    name = "usage_collapsing"
+    cap = 35
+    label = "usage collapsing while tickets climb"
+    when = [
+        { component = "usage", score_at_most = 25 },
+        { component = "support", score_at_most = 35 },
+    ]
 """
 
 from __future__ import annotations
@@ -30,15 +46,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scoring.measures import MEASURES
 
 __all__ = [
     "BANDS",
     "Bands",
+    "CapRule",
     "CategoryNormalisation",
     "Component",
+    "Condition",
     "LinearNormalisation",
     "Measure",
     "Normalisation",
@@ -218,13 +243,88 @@ class Bands(_Strict):
             return "yellow"
         return "red"
 
+    def top_of(self, band: Literal["yellow", "red"]) -> float:
+        """The highest score a cap keeps in `band`: just below the next band's threshold
+        (a point below, or half the band's width when it is narrower than two points)."""
+        upper, lower = (self.green, self.yellow) if band == "yellow" else (self.yellow, 0.0)
+        return upper - min(1.0, (upper - lower) / 2)
+
+
+CAP_BANDS = ("yellow", "red")
+RESERVED_COMPONENT = "caps"
+"""Where a score's fired caps are stored among its components, so no component takes it."""
+
+
+class Condition(_Strict):
+    """One test of a cap rule: a measure's or a component's score at most a bound, or a
+    measure's value (a word such as a subscription state) among some words."""
+
+    measure: str | None = None
+    component: str | None = None
+    score_at_most: float | None = Field(default=None, ge=0, le=100)
+    value_in: list[str] | None = Field(default=None, min_length=1)
+
+    def problem(self) -> str | None:
+        """What is wrong with the shape of this condition, if anything."""
+        if (self.measure is None) == (self.component is None):
+            return "give exactly one of measure and component"
+        if (self.score_at_most is None) == (self.value_in is None):
+            return "give exactly one of score_at_most and value_in"
+        if self.value_in is not None and self.component is not None:
+            return "value_in tests a measure's value; a component has only a score"
+        return None
+
+    def holds(self, value: float | str | None, score: float | None) -> bool:
+        """Whether the tested measure or component, with this value and score, meets the
+        condition; without data (`score` None) a condition never holds."""
+        if score is None:
+            return False
+        if self.value_in is not None:
+            return str(value) in self.value_in
+        return self.score_at_most is not None and score <= self.score_at_most
+
+
+class CapRule(_Strict):
+    """A cap: the most the score may be when all the conditions in `when` hold."""
+
+    name: str = Field(min_length=1)
+    cap: float | Literal["yellow", "red"]
+    when: list[Condition] = Field(min_length=1)
+    label: str | None = Field(default=None, min_length=1)
+
+    @field_validator("cap", mode="before")
+    @classmethod
+    def _score_or_band(cls, value: object) -> object:
+        if isinstance(value, str) and value in CAP_BANDS:
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 100:
+            return value
+        raise ValueError(f"cap must be a score from 0 to 100, 'yellow' or 'red', not {value!r}")
+
+    @model_validator(mode="after")
+    def _conditions_well_formed(self) -> CapRule:
+        for index, condition in enumerate(self.when):
+            problem = condition.problem()
+            if problem is not None:
+                raise ValueError(f"rule {self.name!r}, when[{index}]: {problem}")
+        return self
+
+    def limit(self, bands: Bands) -> float:
+        """The cap as a score: a number as given, a band just below the band above it."""
+        return bands.top_of(self.cap) if isinstance(self.cap, str) else float(self.cap)
+
+    def cap_text(self) -> str:
+        """The cap as said in a driver: `yellow`, or the score (`50`)."""
+        return self.cap if isinstance(self.cap, str) else f"{self.cap:g}"
+
 
 class Scorecard(_Strict):
-    """A whole scorecard: version, bands and weighted components."""
+    """A whole scorecard: version, bands, weighted components and the caps on the score."""
 
     version: str = Field(min_length=1)
     bands: Bands = Bands()
     components: dict[str, Component] = Field(min_length=1)
+    caps: list[CapRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_measures(self) -> Scorecard:
@@ -236,8 +336,57 @@ class Scorecard(_Strict):
                 seen.add(measure.name)
         return self
 
+    @model_validator(mode="after")
+    def _caps_fit(self) -> Scorecard:
+        if self.caps and RESERVED_COMPONENT in self.components:
+            raise ValueError(
+                f"components.{RESERVED_COMPONENT}: the name {RESERVED_COMPONENT!r} is kept "
+                "for the caps a score hits; rename the component"
+            )
+        names: set[str] = set()
+        for index, rule in enumerate(self.caps):
+            where = f"caps[{index}]: rule {rule.name!r}"
+            if rule.name in names:
+                raise ValueError(f"{where} appears twice")
+            names.add(rule.name)
+            for number, condition in enumerate(rule.when):
+                problem = self._condition_problem(condition)
+                if problem is not None:
+                    raise ValueError(f"{where}, when[{number}]: {problem}")
+        return self
+
+    def _condition_problem(self, condition: Condition) -> str | None:
+        if condition.component is not None:
+            if condition.component not in self.components:
+                known = ", ".join(sorted(self.components))
+                return f"unknown component {condition.component!r}; this scorecard has: {known}"
+            return None
+        names = self.measure_names()
+        if condition.measure not in names:
+            known = ", ".join(sorted(names))
+            return f"unknown measure {condition.measure!r}; this scorecard has: {known}"
+        if condition.value_in is not None:
+            categories = MEASURES[condition.measure].categories
+            if not categories:
+                return f"{condition.measure} is a number: test it with score_at_most"
+            unknown = sorted(set(condition.value_in) - set(categories))
+            if unknown:
+                return (
+                    f"{condition.measure} is never {', '.join(map(repr, unknown))}; "
+                    f"its values: {', '.join(categories)}"
+                )
+        return None
+
     def measure_names(self) -> list[str]:
         return [m.name for c in self.components.values() for m in c.measures]
+
+    def find_measure(self, name: str) -> tuple[str, Measure]:
+        """The component holding the measure `name`, and the measure."""
+        for cname, component in self.components.items():
+            for measure in component.measures:
+                if measure.name == name:
+                    return cname, measure
+        raise KeyError(name)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -249,13 +398,15 @@ def _location(loc: tuple[int | str, ...]) -> str:
             continue  # pydantic names the union member; the file does not
         else:
             text += f".{part}" if text else part
-    return text or "(top level)"
+    return text
 
 
 def _describe(error: ValidationError) -> str:
     errors = error.errors(include_url=False)
     first = errors[0]
-    message = f"{_location(first['loc'])}: {first['msg'].removeprefix('Value error, ')}"
+    where = _location(first["loc"])  # empty for whole-scorecard checks, which name the field
+    message = f"{where}: " if where else ""
+    message += first["msg"].removeprefix("Value error, ")
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return message

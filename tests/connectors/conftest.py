@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 import pytest
+from psycopg import sql
 from sqlmodel import SQLModel
 
 from tests.conftest import RUN_ID, _pg_admin, _pg_url

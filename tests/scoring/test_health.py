@@ -110,18 +110,19 @@ def test_missing_data_renormalises_and_lowers_confidence(engine: Engine) -> None
     assert b_row.components["billing"]["measures"]["failed_payments"]["score"] is None
 
 
-def test_red_sentiment_pulls_its_component_down_but_caps_nothing(engine: Engine) -> None:
+def test_without_caps_red_sentiment_only_pulls_its_component_down(engine: Engine) -> None:
     with session_scope(engine) as s:
         a = account(s, "A")
         healthy(s, a)
         sentiment(s, a, "red", ago(2), note="exec sponsor left")
-    score_accounts(engine, AS_OF, CARD)
+    score_accounts(engine, AS_OF, CARD.model_copy(update={"caps": []}))
     row = _scores(engine)[a]
     assert row.components["sentiment"]["score"] == 10
     assert row.score == pytest.approx(86.5)
     assert row.band == "green"
     assert row.drivers[0]["text"] == "CSM marked red: exec sponsor left"
     assert row.drivers[0]["direction"] == "negative"
+    assert "caps" not in row.components
 
 
 def test_rows_after_as_of_change_nothing(engine: Engine) -> None:

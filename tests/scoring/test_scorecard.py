@@ -77,7 +77,7 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ("good = 1.0, bad = 3.0", "good = 1.0, bad = 1.0", "good and bad must differ"),
         ("unpaid = 5, ", "", "categories normalisation lacks unpaid"),
         ("{ at_most = 1, score = 50 },", "{ at_most = 5, score = 50 },", "ascending order"),
-        ('version = "2025.1"', 'version = "2025.1"\ncolour = "blue"', "colour: Extra inputs"),
+        ('version = "2026.1"', 'version = "2026.1"\ncolour = "blue"', "colour: Extra inputs"),
     ],
 )
 def test_invalid_scorecards_name_file_and_field(
