@@ -61,7 +61,7 @@ class UserError(Exception):
 def _known_errors() -> tuple[type[BaseException], ...]:
     from connectors.errors import SyncError
     from notifications import SlackError
-    from reports import AccountNotFound
+    from reports import AccountNotFoundError
     from scoring import ScorecardError, SentimentError, UnknownAccountError
 
     return (
@@ -69,7 +69,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         UserError,
         SyncError,
         SlackError,
-        AccountNotFound,
+        AccountNotFoundError,
         ScorecardError,
         SentimentError,
         UnknownAccountError,

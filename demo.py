@@ -178,9 +178,8 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
         scorecard = load_scorecard(settings.scorecard_path)
         runs = backfill(engine, HISTORY_WEEKS, today, scorecard)
         detection = detect_alerts(engine, today)
-        delivery = deliver_pending(
-            engine, make_slack_client(demo_settings), admin_channel=demo_settings.slack.admin_channel
-        )
+        slack = make_slack_client(demo_settings)
+        delivery = deliver_pending(engine, slack, admin_channel=demo_settings.slack.admin_channel)
         console.rule("Accounts by risk")
         console.print(
             f"{seeded} CSM sentiment entries recorded; {len(runs)} weekly scores per account "

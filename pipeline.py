@@ -59,8 +59,14 @@ def print_sync_summary(console: Console, summary: SyncSummary) -> None:
         "Sync summary",
         ["Source", "Stream", "Records", "Pages", "Quarantined", "Status"],
         (
-            [r.source, r.stream, r.records, r.pages, r.quarantined, r.status if r.status == "ok"
-             else f"{r.status}: {r.error}"]
+            [
+                r.source,
+                r.stream,
+                r.records,
+                r.pages,
+                r.quarantined,
+                r.status if r.status == "ok" else f"{r.status}: {r.error}",
+            ]
             for r in summary.streams
         ),
         styles={2: "number", 3: "number", 4: "number"},
@@ -94,7 +100,8 @@ class NotifySummary:
         if self.delivery is None:
             return text + "; Slack is not configured, alerts stay pending"
         d = self.delivery
-        text += f"; sent {d.sent}, unroutable {d.unroutable}, failed {d.failed}, deferred {d.deferred}"
+        text += f"; sent {d.sent}, unroutable {d.unroutable}, failed {d.failed}"
+        text += f", deferred {d.deferred}"
         return text + "".join(f"\n  {problem}" for problem in d.problems)
 
 

@@ -18,7 +18,7 @@ import views
 from store.models import Account, ExternalLink, HealthScore, QuarantinedRecord, SentimentEntry
 
 __all__ = [
-    "AccountNotFound",
+    "AccountNotFoundError",
     "accounts_overview",
     "driver_text",
     "find_account",
@@ -32,7 +32,7 @@ __all__ = [
 BAND_RISK = {"red": 0, "yellow": 1, "green": 2}
 
 
-class AccountNotFound(LookupError):
+class AccountNotFoundError(LookupError):
     """No live account matches what the person typed."""
 
 
@@ -74,9 +74,16 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
     )
     rows: list[dict[str, Any]] = []
     with Session(engine) as session:
-        for account, as_of, score, band, confidence, drivers, prev_score, prev_band in (
-            session.execute(query).all()
-        ):
+        for (
+            account,
+            as_of,
+            score,
+            band,
+            confidence,
+            drivers,
+            prev_score,
+            prev_band,
+        ) in session.execute(query).all():
             rows.append(
                 {
                     "id": account.id,
@@ -154,13 +161,13 @@ def find_account(session: Session, needle: str) -> Account:
         ).all()
     )
     if not matches:
-        raise AccountNotFound(
+        raise AccountNotFoundError(
             f"no account matches {needle!r}: use an id, CRM id, domain or exact name "
             "from `health-agent accounts`"
         )
     if len(matches) > 1:
         names = ", ".join(f"{a.name} (id {a.id})" for a in matches[:5])
-        raise AccountNotFound(f"{needle!r} matches several accounts: {names}; use the id")
+        raise AccountNotFoundError(f"{needle!r} matches several accounts: {names}; use the id")
     return matches[0]
 
 
@@ -201,8 +208,15 @@ def print_unmatched(console: Console, rows: list[dict[str, Any]]) -> None:
         f"Unmatched records ({len(rows)})",
         ["Source", "Kind", "External id", "Name", "Domain", "Status", "Reason"],
         (
-            [r["source"], r["kind"], r["external_id"], r["name"], r["domain"], r["status"],
-             r["reason"]]
+            [
+                r["source"],
+                r["kind"],
+                r["external_id"],
+                r["name"],
+                r["domain"],
+                r["status"],
+                r["reason"],
+            ]
             for r in rows
         ),
     )

@@ -262,8 +262,16 @@ def _with_companies(batch: int) -> Callable[[Fetcher, list[Json]], list[Json]]:
     return enrich
 
 
+RENEWAL_KINDS = ("renewal", "existingbusiness")
+
+
 def set_account_rollups(session: Session) -> None:
-    """ARR = sum of won deals' ARR; renewal date = earliest open renewal's close date."""
+    """ARR = the latest won deal's ARR; renewal date = earliest open renewal's close date.
+
+    The latest won deal, not the sum of all: a renewal restates the contract's ARR, so
+    summing every won deal would count a renewed contract twice. HubSpot's stock deal types
+    call renewals "existingbusiness"; a custom "renewal" type counts too.
+    """
     accounts = table_of(Account)
     deals = table_of(Opportunity).c
     mine = (
@@ -271,14 +279,22 @@ def set_account_rollups(session: Session) -> None:
         deals.account_ref == accounts.c.external_id,
         deals.deleted_at.is_(None),
     )
-    arr = select(func.coalesce(func.sum(deals.arr_minor), 0)).where(*mine, deals.is_won.is_(True))
+    arr = (
+        select(deals.arr_minor)
+        .where(*mine, deals.is_won.is_(True))
+        .order_by(deals.close_date.desc(), deals.updated_at.desc())
+        .limit(1)
+    )
     renewal = select(func.min(deals.close_date)).where(
-        *mine, deals.kind == "renewal", deals.is_closed.is_(False)
+        *mine, deals.kind.in_(RENEWAL_KINDS), deals.is_closed.is_(False)
     )
     session.execute(
         update(accounts)
         .where(accounts.c.source == SOURCE)
-        .values(arr_minor=arr.scalar_subquery(), renewal_date=renewal.scalar_subquery())
+        .values(
+            arr_minor=func.coalesce(arr.scalar_subquery(), 0),
+            renewal_date=renewal.scalar_subquery(),
+        )
     )
 
 

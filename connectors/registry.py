@@ -3,7 +3,7 @@
 `build_connectors` turns settings into connectors for the enabled sources (or the ones
 asked for), in a fixed order: the CRM first, so accounts exist before anything is matched
 to them. `sync_all` syncs each, then resolves identities once. Connectors of other packages
-plug in through the `customer_health_agent.connectors` entry point group: each entry point
+plug in through the `health_agent.connectors` entry point group: each entry point
 is a callable `(settings, client_options) -> Connector | None` (None: not configured).
 """
 
@@ -24,7 +24,7 @@ from store.db import session_scope
 
 __all__ = ["BUILT_IN", "ENTRY_POINT_GROUP", "build_connectors", "sync_all"]
 
-ENTRY_POINT_GROUP = "customer_health_agent.connectors"
+ENTRY_POINT_GROUP = "health_agent.connectors"
 Factory = Callable[[Settings, ClientOptions | None], Connector | None]
 
 BUILT_IN: dict[str, Factory] = {

@@ -149,7 +149,7 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
         components[cname]["measures"][mname]["effective_weight"] = round(effective, 4)
         impact = effective * (score - pivot)
         contributions.append((impact, cname, mname, negative if impact < 0 else positive))
-    fired = _fired_caps(scorecard, readings, components, total)
+    fired = _fired_caps(scorecard, readings, components)
     capped = min([total, *(limit for _, limit, _ in fired)])
     lowering = [(rule, limit, reason) for rule, limit, reason in fired if limit < total]
     stated = {c.measure for rule, _, _ in lowering for c in rule.when if c.measure is not None}
@@ -190,7 +190,6 @@ def _fired_caps(
     scorecard: Scorecard,
     readings: Mapping[str, Reading],
     components: Mapping[str, Any],
-    total: float,
 ) -> list[tuple[CapRule, float, str]]:
     """The cap rules whose conditions all hold, lowest cap first, with the cap as a score
     and the reason in plain words. Conditions test the scores as stored (rounded)."""
