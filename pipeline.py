@@ -154,6 +154,10 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
             f"CSM sentiment {sentiment.sentiment} on {sentiment.recorded_at:%Y-%m-%d}"
             + (f": {sentiment.note}" if sentiment.note else "")
         )
+    caps = latest.components.get("caps") or {}
+    for fired in caps.get("fired", []):
+        if fired.get("lowered"):
+            lines.append(f"Capped by rule {fired['name']!r}: {fired.get('reason', '')}")
     lines.append("")
     lines.extend(f"- {reports.driver_text(d)}" for d in latest.drivers)
     views.panel(console, header, "\n".join(lines))
@@ -172,6 +176,7 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
                 ),
             ]
             for name, comp in latest.components.items()
+            if name != "caps"
         ),
         styles={1: "number", 2: "number"},
     )
