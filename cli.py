@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
+import reports
 import views
 from settings import ConfigError, Settings, get_settings
 from store.db import open_store
@@ -61,7 +62,6 @@ class UserError(Exception):
 def _known_errors() -> tuple[type[BaseException], ...]:
     from connectors.errors import SyncError
     from notifications import SlackError
-    from reports import AccountNotFoundError
     from scoring import ScorecardError, SentimentError, UnknownAccountError
 
     return (
@@ -69,7 +69,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         UserError,
         SyncError,
         SlackError,
-        AccountNotFoundError,
+        reports.AccountNotFoundError,
         ScorecardError,
         SentimentError,
         UnknownAccountError,
@@ -193,20 +193,27 @@ def run() -> None:
     scheduler.run_forever(job)
 
 
-@app.command("accounts")
-def accounts_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+def _listing(
+    fetch: Callable[[Engine], list[dict[str, Any]]],
+    show: Callable[[Console, list[dict[str, Any]]], None],
+    as_json: bool,
 ) -> None:
-    """Every account with its latest score, riskiest first."""
-    import reports
-
+    """Rows from the store as a table, or as JSON for scripts."""
     settings = _settings()
-    engine = _engine(settings)
-    rows = reports.accounts_overview(engine)
+    rows = fetch(_engine(settings))
     if as_json:
         views.print_json(out, rows)
-        return
-    reports.print_accounts(out, rows)
+    else:
+        show(out, rows)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@app.command("accounts")
+def accounts_command(as_json: JsonOption = False) -> None:
+    """Every account with its latest score, riskiest first."""
+    _listing(reports.accounts_overview, reports.print_accounts, as_json)
 
 
 @app.command()
@@ -238,35 +245,15 @@ def sentiment_set(
 
 
 @sources_app.command("unmatched")
-def sources_unmatched(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-) -> None:
+def sources_unmatched(as_json: JsonOption = False) -> None:
     """Records of other systems that match no CRM account yet."""
-    import reports
-
-    settings = _settings()
-    engine = _engine(settings)
-    rows = reports.unmatched(engine)
-    if as_json:
-        views.print_json(out, rows)
-        return
-    reports.print_unmatched(out, rows)
+    _listing(reports.unmatched, reports.print_unmatched, as_json)
 
 
 @sources_app.command("quarantine")
-def sources_quarantine(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-) -> None:
+def sources_quarantine(as_json: JsonOption = False) -> None:
     """Records that could not be mapped, with the reason."""
-    import reports
-
-    settings = _settings()
-    engine = _engine(settings)
-    rows = reports.quarantined(engine)
-    if as_json:
-        views.print_json(out, rows)
-        return
-    reports.print_quarantine(out, rows)
+    _listing(reports.quarantined, reports.print_quarantine, as_json)
 
 
 @db_app.command("upgrade")

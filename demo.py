@@ -137,7 +137,7 @@ def _print_slack(console: Console, engine: Engine, recorder: Any, book: Book) ->
         sent_before = session.exec(
             select(func.count()).select_from(Alert).where(col(Alert.status) == "sent")
         ).one()
-    console.rule(f"Slack messages CSMs received ({len(messages)} this run)")
+    console.rule(f"3. Notify: Slack messages CSMs received ({len(messages)} this run)")
     if not messages:
         console.print(
             f"No new alerts: all {sent_before} alerts were delivered before "
@@ -171,7 +171,7 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
     )
     with serve_apps(apps) as base:
         demo_settings = _sandbox_settings(settings, base, usage_csv.resolve())
-        console.rule("Sync summary")
+        console.rule("1. Sync: the real connectors against the sandbox emulators")
         summary = pipeline.sync(engine, demo_settings, console)
         pipeline.print_sync_summary(console, summary)
         seeded = _seed_sentiment(engine, book)
@@ -180,7 +180,7 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
         detection = detect_alerts(engine, today)
         slack = make_slack_client(demo_settings)
         delivery = deliver_pending(engine, slack, admin_channel=demo_settings.slack.admin_channel)
-        console.rule("Accounts by risk")
+        console.rule("2. Score: every account, point in time, with its drivers")
         console.print(
             f"{seeded} CSM sentiment entries recorded; {len(runs)} weekly scores per account "
             f"back to {today - timedelta(weeks=HISTORY_WEEKS - 1)}; "

@@ -130,7 +130,7 @@ def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | No
         (
             [
                 r["name"],
-                r["owner_email"] or "(unowned)",
+                (r["owner_email"] or "(unowned)").split("@")[0],
                 "" if r["score"] is None else f"{r['score']:.0f}",
                 r["band"] or "unscored",
                 ""

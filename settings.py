@@ -148,7 +148,7 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     scorecard_path: Path | None = None
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
 
     hubspot: HubSpotSettings = HubSpotSettings()
     zendesk: ZendeskSettings = ZendeskSettings()

@@ -21,8 +21,6 @@ once per run); alerts of accounts without an owner go to the admin channel when 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -36,7 +34,7 @@ from sqlmodel import Session, col, select
 from notifications.messages import AlertFacts, build_admin_notice, build_alert_message, headline
 from notifications.slack import SlackError, error_code, raise_for_auth
 from scoring.scorecard import band_rank
-from store.db import session_scope
+from store.db import session_for
 from store.models import Account, Alert, HealthScore
 from store.types import utcnow
 from store.upsert import bulk_upsert
@@ -72,15 +70,6 @@ class DeliverySummary:
     problems: list[str] = field(default_factory=list)
 
 
-@contextmanager
-def _session(db: Engine | Session) -> Iterator[Session]:
-    if isinstance(db, Session):
-        yield db
-        return
-    with session_scope(db) as session:
-        yield session
-
-
 def detect_alerts(db: Engine | Session, as_of: date) -> DetectionSummary:
     """Record a pending alert for each live account whose band dropped as of `as_of`."""
     previous = aliased(HealthScore)
@@ -107,7 +96,7 @@ def detect_alerts(db: Engine | Session, as_of: date) -> DetectionSummary:
         .where(col(HealthScore.as_of) == as_of, col(Account.deleted_at).is_(None))
     )
     now = utcnow()
-    with _session(db) as session:
+    with session_for(db) as session:
         rows: list[dict[str, Any]] = []
         for current, before, account in session.exec(stmt).all():
             if band_rank(current.band) <= band_rank(before.band):
@@ -247,7 +236,7 @@ def deliver_pending(
     summary = DeliverySummary()
     router = _Router(client)
     unroutable: list[str] = []
-    with _session(db) as session:
+    with session_for(db) as session:
         pending = session.exec(
             select(Alert.id).where(col(Alert.status) == "pending").order_by(col(Alert.id))
         ).all()

@@ -23,8 +23,7 @@ three strongest positive drivers.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,7 +34,7 @@ from sqlmodel import select as select_models
 
 from scoring.measures import MEASURES, SENTIMENTS, Reading, cutoff
 from scoring.scorecard import RESERVED_COMPONENT, CapRule, Scorecard, load_scorecard
-from store.db import session_scope
+from store.db import session_for
 from store.models import Account, HealthScore, SentimentEntry
 from store.types import utcnow
 from store.upsert import bulk_upsert
@@ -247,15 +246,6 @@ def _driver(contribution: tuple[float, str, str, str]) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _session(db: Engine | Session) -> Iterator[Session]:
-    if isinstance(db, Session):
-        yield db
-        return
-    with session_scope(db) as session:
-        yield session
-
-
 def _live_account_ids(session: Session, as_of: date) -> list[int]:
     end = cutoff(as_of)
     stmt = select(col(Account.id)).where(
@@ -274,7 +264,7 @@ def score_accounts(
     """
     scorecard = scorecard or load_scorecard()
     computed_at = utcnow()
-    with _session(db) as session:
+    with session_for(db) as session:
         accounts = _live_account_ids(session, as_of)
         names = scorecard.measure_names()
         readings = {name: MEASURES[name].query(session, as_of) for name in names}
@@ -357,7 +347,7 @@ def record_sentiment(
     value = sentiment.strip().lower()
     if value not in SENTIMENTS:
         raise SentimentError(f"sentiment must be green, yellow or red, not {sentiment!r}")
-    with _session(db) as session:
+    with session_for(db) as session:
         account = session.get(Account, account_id)
         if account is None or account.deleted_at is not None:
             raise UnknownAccountError(f"no live account with id {account_id}")

@@ -85,3 +85,13 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def session_for(db: Engine | Session) -> Iterator[Session]:
+    """The caller's session as it is (the caller commits), or a new committing one."""
+    if isinstance(db, Session):
+        yield db
+        return
+    with session_scope(db) as session:
+        yield session
