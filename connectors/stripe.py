@@ -89,11 +89,15 @@ def _per_month(recurring: Mapping[str, Any]) -> Fraction:
 
 
 def _unit_amount(price: Mapping[str, Any]) -> Fraction:
-    if price.get("unit_amount") is not None:
-        return Fraction(int(price["unit_amount"]))
-    if price.get("unit_amount_decimal") is not None:
-        return Fraction(Decimal(str(price["unit_amount_decimal"])))
-    raise MappingError(f"price {price.get('id')} has no unit amount (tiered prices unsupported)")
+    """The per-unit amount of a price, or of a plan (the older shape calls it `amount`)."""
+    for whole, decimal in (("unit_amount", "unit_amount_decimal"), ("amount", "amount_decimal")):
+        if price.get(whole) is not None:
+            return Fraction(int(price[whole]))
+        if price.get(decimal) is not None:
+            return Fraction(Decimal(str(price[decimal])))
+    if price.get("billing_scheme") == "tiered":
+        raise MappingError(f"price {price.get('id')} is tiered; tiered prices are not supported")
+    raise MappingError(f"price {price.get('id')} has no unit amount")
 
 
 def _items(sub: Mapping[str, Any]) -> list[Mapping[str, Any]]:

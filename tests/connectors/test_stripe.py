@@ -127,7 +127,12 @@ def test_amount_off_is_per_invoice_so_it_is_normalised_too() -> None:
 def test_unknown_interval_and_tiered_prices_are_mapping_errors() -> None:
     with pytest.raises(MappingError, match="interval"):
         monthly_recurring_minor(_sub({"price": _price(100, "fortnight"), "quantity": 1}))
-    tiered = {"id": "price_t", "unit_amount": None, "recurring": {"interval": "month"}}
+    tiered = {
+        "id": "price_t",
+        "unit_amount": None,
+        "billing_scheme": "tiered",
+        "recurring": {"interval": "month"},
+    }
     with pytest.raises(MappingError, match="tiered"):
         monthly_recurring_minor(_sub({"price": tiered, "quantity": 1}))
 
