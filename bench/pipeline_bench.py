@@ -46,7 +46,8 @@ def run(accounts: int, database_url: str | None, workdir: Path) -> dict[str, flo
             database_url=url,
             hubspot=HubSpotSettings(token=SecretStr(HUBSPOT_TOKEN), base_url=f"{base}/hubspot"),
             zendesk=ZendeskSettings(
-                email=ZENDESK_EMAIL, api_token=SecretStr(ZENDESK_API_TOKEN),
+                email=ZENDESK_EMAIL,
+                api_token=SecretStr(ZENDESK_API_TOKEN),
                 base_url=f"{base}/zendesk",
             ),
             stripe=StripeSettings(api_key=SecretStr(STRIPE_API_KEY), base_url=f"{base}/stripe"),

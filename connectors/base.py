@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from connectors.paginators import Paginator
 
 __all__ = [
-    "TICKET_REF_PREFIX",
     "Connector",
     "CursorKind",
     "Fetcher",
@@ -52,11 +51,6 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
-
-TICKET_REF_PREFIX = "ticket:"
-"""An `account_ref` of the form `ticket:<id>` names a ticket of the same source (for records,
-such as CSAT answers, that know their ticket but not their account); identity resolves it
-through that ticket's account."""
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from connectors.base import TICKET_REF_PREFIX, table_of
+from connectors.base import table_of
 from store.models import (
     Account,
     Contact,
@@ -210,19 +210,18 @@ def _fill_account_ids(session: Session) -> None:
             .where(L.source == rows.source, L.external_id == rows.account_ref)
             .scalar_subquery()
         )
-        if model is SurveyResponse:
+        has_ref: ColumnElement[bool] = rows.account_ref.is_not(None)
+        if model is SurveyResponse:  # answers that know only their ticket (same source)
             via_ticket = (
                 select(tickets.account_id)
-                .where(
-                    tickets.source == rows.source,
-                    literal(TICKET_REF_PREFIX) + tickets.external_id == rows.account_ref,
-                )
+                .where(tickets.source == rows.source, tickets.external_id == rows.ticket_ref)
                 .scalar_subquery()
             )
             target = func.coalesce(target, via_ticket)
+            has_ref = or_(has_ref, rows.ticket_ref.is_not(None))
         session.execute(
             update(table)
-            .where(rows.account_ref.is_not(None), rows.account_id.is_distinct_from(target))
+            .where(has_ref, rows.account_id.is_distinct_from(target))
             .values(account_id=target)
         )
 

@@ -5,8 +5,8 @@ become `ExternalLink` rows that identity matches to CRM accounts (`external_id` 
 Zendesk admins keep the CRM id). Tickets come from the cursor-based incremental export;
 its `after_cursor` is the stream cursor, so a resumed sync continues exactly where the last
 committed page ended; deleted tickets arrive with status `deleted` and become soft deletes.
-Satisfaction ratings do not name the organization, only the ticket, so a rating's
-`account_ref` is `ticket:<id>` and identity resolves it through that ticket's account.
+Satisfaction ratings do not name the organization, only the ticket, so a rating keeps the
+ticket id as `ticket_ref` and identity takes the account from that ticket.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import (
-    TICKET_REF_PREFIX,
     Connector,
     CursorKind,
     Page,
@@ -130,7 +129,7 @@ def map_rating(raw: Mapping[str, Any]) -> list[Record]:
     ticket = raw.get("ticket_id")
     values = {
         "external_id": str(raw["id"]),
-        "account_ref": f"{TICKET_REF_PREFIX}{ticket}" if ticket is not None else None,
+        "ticket_ref": str(ticket) if ticket is not None else None,
         "kind": "csat",
         "score": 1 if score.startswith("good") else 0,
         "scale_max": 1,

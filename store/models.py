@@ -265,7 +265,11 @@ class UsageSnapshot(SQLModel, table=True):
 
 
 class SurveyResponse(SQLModel, table=True):
-    """An NPS, CSAT or CES answer; `scale_max` says which scale the score is on."""
+    """An NPS, CSAT or CES answer; `scale_max` says which scale the score is on.
+
+    A helpdesk rating knows its ticket, not its account: `ticket_ref` is the ticket's id in
+    the same source, and identity takes the account from that ticket.
+    """
 
     __tablename__ = "survey_responses"
     __table_args__ = (UniqueConstraint("source", "external_id"),)
@@ -275,6 +279,7 @@ class SurveyResponse(SQLModel, table=True):
     external_id: str
     account_ref: str | None = None
     account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    ticket_ref: str | None = None
     kind: str
     score: int
     scale_max: int

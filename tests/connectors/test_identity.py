@@ -113,7 +113,7 @@ def _seed(engine: Engine, tickets: int = 3) -> dict[str, int]:
                 {
                     "source": "desk",
                     "external_id": "s1",
-                    "account_ref": "ticket:t1",
+                    "ticket_ref": "t1",
                     "kind": "csat",
                     "score": 1,
                     "scale_max": 1,

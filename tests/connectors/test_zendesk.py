@@ -62,7 +62,7 @@ def test_rating_scores_and_skips() -> None:
     [good] = map_rating(ratings[0])
     assert good.values == {
         "external_id": "7001",
-        "account_ref": "ticket:1002",
+        "ticket_ref": "1002",
         "kind": "csat",
         "score": 1,
         "scale_max": 1,

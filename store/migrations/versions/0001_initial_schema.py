@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:25:41.533138
+Create Date: 2026-11-23 20:08:52.433224
 """
 
 from __future__ import annotations
@@ -381,6 +381,7 @@ def upgrade() -> None:
         sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("account_ref", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("ticket_ref", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("score", sa.Integer(), nullable=False),
         sa.Column("scale_max", sa.Integer(), nullable=False),

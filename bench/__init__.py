@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of the agent; see the README for the figures."""
