@@ -10,12 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from sqlalchemy import ColumnElement, Engine, func, or_
+from sqlalchemy import ColumnElement, Engine, case, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 import views
-from store.models import Account, ExternalLink, HealthScore, QuarantinedRecord, SentimentEntry
+from store.models import (
+    Account,
+    ExternalLink,
+    HealthScore,
+    QuarantinedRecord,
+    SentimentEntry,
+    Subscription,
+)
 
 __all__ = [
     "AccountNotFoundError",
@@ -30,6 +37,7 @@ __all__ = [
 ]
 
 BAND_RISK = {"red": 0, "yellow": 1, "green": 2}
+ENDED = ("canceled", "incomplete_expired")
 
 
 class AccountNotFoundError(LookupError):
@@ -57,6 +65,17 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
     ).subquery()
     latest = sa_select(ranked).where(ranked.c.rn == 1).subquery()
     previous = sa_select(ranked).where(ranked.c.rn == 2).subquery()
+    ended = col(Subscription.status).in_(ENDED) | col(Subscription.ended_at).is_not(None)
+    billed = (
+        sa_select(
+            col(Subscription.account_id),
+            func.count().label("subscriptions"),
+            func.sum(case((ended, 0), else_=1)).label("live"),
+        )
+        .where(col(Subscription.deleted_at).is_(None))
+        .group_by(col(Subscription.account_id))
+        .subquery()
+    )
     query = (
         sa_select(
             Account,
@@ -67,9 +86,12 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
             latest.c.drivers,
             previous.c.score.label("previous_score"),
             previous.c.band.label("previous_band"),
+            billed.c.subscriptions,
+            billed.c.live,
         )
         .outerjoin(latest, latest.c.account_id == col(Account.id))
         .outerjoin(previous, previous.c.account_id == col(Account.id))
+        .outerjoin(billed, billed.c.account_id == col(Account.id))
         .where(col(Account.deleted_at).is_(None))
     )
     rows: list[dict[str, Any]] = []
@@ -83,12 +105,15 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
             drivers,
             prev_score,
             prev_band,
+            subscriptions,
+            live,
         ) in session.execute(query).all():
             rows.append(
                 {
                     "id": account.id,
                     "crm_id": account.external_id,
                     "name": account.name,
+                    "status": "churned" if subscriptions and not live else "active",
                     "domain": account.domain,
                     "owner_email": account.owner_email,
                     "arr_minor": account.arr_minor,
@@ -105,8 +130,9 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
                     "drivers": drivers or [],
                 }
             )
-    rows.sort(
+    rows.sort(  # riskiest first; accounts that already churned go last
         key=lambda r: (
+            r["status"] == "churned",
             BAND_RISK.get(r["band"], 3),
             r["score"] if r["score"] is not None else 101.0,
             -(r["arr_minor"] or 0),
@@ -132,7 +158,7 @@ def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | No
                 r["name"],
                 (r["owner_email"] or "(unowned)").split("@")[0],
                 "" if r["score"] is None else f"{r['score']:.0f}",
-                r["band"] or "unscored",
+                "churned" if r["status"] == "churned" else r["band"] or "unscored",
                 ""
                 if r["score"] is None or r["previous_score"] is None
                 else f"{r['score'] - r['previous_score']:+.0f}",

@@ -124,8 +124,11 @@ def test_accounts_json_and_explain_read_the_demo(
     rows = json.loads(listed.stdout)
     assert isinstance(rows, list)
     assert len(rows) >= 290
-    for key in ("id", "name", "domain", "owner_email", "score", "band", "drivers"):
+    for key in ("id", "name", "domain", "owner_email", "score", "band", "drivers", "status"):
         assert key in rows[0]
+    statuses = [r["status"] for r in rows]
+    assert "churned" in statuses, "the book has accounts whose subscriptions all ended"
+    assert statuses == sorted(statuses), "accounts that already churned come after live ones"
     assert rows[0]["band"] == "red"
     assert rows[0]["drivers"], "the riskiest account says why"
     scored = [r for r in rows if r["score"] is not None]
