@@ -9,9 +9,7 @@ with it are checked there.
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,11 +18,10 @@ import pytest
 
 from tests.connectors.fake_hubspot import TOKEN, FakeHubSpot
 from tests.connectors.fakes import load
+from tests.specs import MISSING, VENDOR_SPECS
 
-SPECS = Path(
-    os.environ.get("VENDOR_SPECS_DIR", Path(__file__).parents[2] / ".." / "shared" / "vendor-specs")
-)
-pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=f"no vendor specs at {SPECS}")
+SPECS = VENDOR_SPECS
+pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=MISSING)
 
 
 @cache

@@ -7,9 +7,7 @@ Response shapes are checked against Slack's published OpenAPI description, read 
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,13 +21,9 @@ from slack_sdk.web import SlackResponse
 from notifications.slack import SlackAuthError, check_auth
 from sandbox.slack import SLACK_BOT_TOKEN, RateLimit, channel_id, dm_channel_id, user_id
 from tests.notifications.conftest import SandboxFactory
+from tests.specs import VENDOR_SPECS
 
-SPECS_DIR = Path(
-    os.environ.get(
-        "VENDOR_SPECS_DIR", Path(__file__).resolve().parents[3] / "shared" / "vendor-specs"
-    )
-)
-SLACK_SPEC = SPECS_DIR / "slack" / "slack.com.json"
+SLACK_SPEC = VENDOR_SPECS / "slack" / "slack.com.json"
 # the spec wraps these objects in a bare `items`, which checks nothing on an object
 USER_SCHEMA = "#/components/schemas/objs_user/items/anyOf/0"
 DM_SCHEMA = (

@@ -9,24 +9,14 @@ alternative; `$ref`s resolve against the converted document's `components`.
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import pytest
 from jsonschema import Draft7Validator
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.specs import specs_dir
 
-
-def specs_dir() -> Path:
-    """The vendor specs folder, or skip the calling test when it is not there."""
-    default = REPO_ROOT.parent / "shared" / "vendor-specs"
-    path = Path(os.environ.get("VENDOR_SPECS_DIR", str(default)))
-    if not path.is_dir():
-        pytest.skip(f"vendor specs not found at {path} (set VENDOR_SPECS_DIR to check conformance)")
-    return path
+__all__ = ["specs_dir"]
 
 
 def _convert(node: Any) -> Any:
