@@ -26,9 +26,12 @@ from typing import Any
 from connectors.base import (
     Connector,
     CursorKind,
+    Fetcher,
+    Json,
     Mapper,
     Page,
     Record,
+    Request,
     StartContext,
     StreamSpec,
     email_domain,
@@ -282,6 +285,42 @@ def _usable(ctx: StartContext, relist_after: timedelta) -> _EventsCursor | None:
     return state
 
 
+DISCOUNTS_AS_IDS_SINCE = "2025-03-31"
+
+
+def _unexpanded_discounts(event: Mapping[str, Any]) -> str | None:
+    """The subscription id of an event whose subscription names its discounts by id only."""
+    obj = (event.get("data") or {}).get("object") or {}
+    if obj.get("object") != "subscription" or not obj.get("id"):
+        return None
+    discounts = obj.get("discounts") or []
+    return str(obj["id"]) if any(isinstance(d, str) for d in discounts) else None
+
+
+def expand_event_discounts(fetcher: Fetcher, events: list[Json]) -> list[Json]:
+    """Events carry a subscription's discounts as ids; MRR needs their coupons.
+
+    Each such subscription is read once with `expand[]=discounts` and its discount objects
+    replace the ids, so an event never computes MRR without a coupon the listing applied.
+    """
+    wanted = {sid for event in events if (sid := _unexpanded_discounts(event))}
+    expanded: dict[str, list[Any]] = {}
+    for sid in sorted(wanted):
+        body = fetcher.fetch(
+            Request("GET", f"/v1/subscriptions/{sid}", params={"expand[]": "discounts"})
+        )
+        expanded[sid] = list(body.get("discounts") or [])
+    result: list[Json] = []
+    for event in events:
+        sid = _unexpanded_discounts(event)
+        if sid is None:
+            result.append(event)
+            continue
+        obj = {**event["data"]["object"], "discounts": expanded[sid]}
+        result.append({**event, "data": {**event["data"], "object": obj}})
+    return result
+
+
 def build(
     settings: Settings, client: ClientOptions | None = None, options: StripeOptions | None = None
 ) -> Connector:
@@ -301,6 +340,10 @@ def build(
         no_retry_header=("Stripe-Should-Retry", "false"),
     )
     key = cfg.crm_id_metadata_key
+    # Since 2025-03-31 the single, always-expanded `discount` is gone and `discounts` holds
+    # ids; MRR needs their coupons, so ask for them. Older versions carry `discount` whole.
+    ids_only = cfg.api_version >= DISCOUNTS_AS_IDS_SINCE
+    discount_expansion = {"expand[]": "data.discounts"} if ids_only else {}
 
     def events_query(ctx: StartContext) -> dict[str, Any]:
         state = _usable(ctx, opts.relist_after)
@@ -350,12 +393,19 @@ def build(
             records_key="data",
             paginator=StripeEndingBeforePaginator,
             mapper=lambda raw: map_event(raw, key),
+            enrich=expand_event_discounts if ids_only else None,
             newest_first=True,
             cursor_kind=CursorKind.OPAQUE,
             cursor=events_cursor,
         ),
         listing("customers", "/v1/customers", lambda raw: map_customer(raw, key)),
-        listing("subscriptions", "/v1/subscriptions", map_subscription, status="all"),
+        listing(
+            "subscriptions",
+            "/v1/subscriptions",
+            map_subscription,
+            status="all",
+            **discount_expansion,
+        ),
         listing("invoices", "/v1/invoices", map_invoice),
     )
     return Connector(

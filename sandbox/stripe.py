@@ -214,6 +214,20 @@ class _Stripe:
         response.headers["Stripe-Version"] = version
         return response
 
+    async def get_subscription(self, request: Request) -> Response:
+        """`GET /v1/subscriptions/{id}`, with `expand[]=discounts` as Stripe takes it."""
+        version = request.headers.get("stripe-version") or DEFAULT_VERSION
+        wanted = request.path_params["id"]
+        expand = set()
+        for path in request.query_params.getlist("expand[]"):
+            if path != "discounts":
+                return _error(400, f"This property cannot be expanded ({path}).", param="expand")
+            expand.add(path)
+        for row in self.rows["subscriptions"]:
+            if row.id == wanted:
+                return json_response(self.render.subscription(row, version, expand))
+        return _error(404, f"No such subscription: '{wanted}'", code="resource_missing", param="id")
+
     def _render(self, name: str, row: Any, version: str, expand: set[str]) -> dict[str, Any]:
         if name == "customers":
             return self.render.customer(row, version)
@@ -259,6 +273,7 @@ def stripe_app(
     limits = limits or Limits.vendor("stripe")
     state = _Stripe(book, limits, clock or SandboxClock.for_book(book))
     routes = [Route(f"/v1/{name}", state.list_objects, methods=["GET"]) for name in state.rows]
+    routes.append(Route("/v1/subscriptions/{id:str}", state.get_subscription, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=[

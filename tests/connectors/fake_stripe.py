@@ -1,5 +1,6 @@
 """A fake Stripe API: newest-first lists with `starting_after` / `ending_before` paging and
-`has_more`, canceled subscriptions only with `status=all`, and the Events API."""
+`has_more`, canceled subscriptions only with `status=all`, the Events API, and one
+subscription read with `expand[]=discounts` (discounts are ids unless expanded)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,22 @@ from tests.connectors.fakes import FakeVendor, load
 
 API_KEY = "sk_test_fake_51Northwind"
 HIDDEN_UNLESS_ALL = {"canceled", "incomplete_expired"}
+DISCOUNTS = {
+    "di_1AcmeLoyalty0001": {
+        "id": "di_1AcmeLoyalty0001",
+        "object": "discount",
+        "source": {
+            "type": "coupon",
+            "coupon": {"id": "LOYAL10", "object": "coupon", "percent_off": 10.0,
+                       "amount_off": None, "duration": "forever"},
+        },
+    }
+}  # fmt: skip
+
+
+def _expanded(subscription: dict[str, Any]) -> dict[str, Any]:
+    ids = subscription.get("discounts") or []
+    return {**subscription, "discounts": [DISCOUNTS.get(d, d) for d in ids]}
 
 
 class FakeStripe(FakeVendor):
@@ -77,9 +94,17 @@ class FakeStripe(FakeVendor):
             "invoices": self.invoices,
             "events": self.events,
         }
+        params = request.url.params
+        if route.startswith("subscriptions/"):
+            wanted = route.removeprefix("subscriptions/")
+            found = [s for s in self.subscriptions if s["id"] == wanted]
+            if not found:
+                return self._missing("subscription", wanted)
+            body = deepcopy(found[0])
+            expand = "discounts" in params.get_list("expand[]")
+            return httpx.Response(200, json=_expanded(body) if expand else body)
         if route not in collections:
             return self._missing("resource", route)
-        params = request.url.params
         items = list(reversed(collections[route]))
         if route == "subscriptions" and params.get("status") != "all":
             items = [s for s in items if s["status"] not in HIDDEN_UNLESS_ALL]
@@ -105,7 +130,12 @@ class FakeStripe(FakeVendor):
                 "object": "list",
                 "url": f"/v1/{route}",
                 "has_more": has_more,
-                "data": deepcopy(page),
+                "data": [
+                    _expanded(deepcopy(item))
+                    if "data.discounts" in params.get_list("expand[]")
+                    else deepcopy(item)
+                    for item in page
+                ],
             },
         )
 

@@ -59,6 +59,9 @@ web.run_app(app, sock=sock, print=None, access_log=None)
 """
 
 
+LOCALSTRIPE_VERSION = "2024-06-20"
+
+
 @dataclass(frozen=True)
 class Book:
     """What was created in the emulator, and what the store should say about it."""
@@ -224,7 +227,12 @@ class _RecordingTransport(httpx.HTTPTransport):
 
 
 def _sync(engine: Engine, book: Book) -> tuple[SyncSummary, list[httpx.Request]]:
-    stripe = StripeSettings(api_key=SecretStr(API_KEY), base_url=book.base_url, page_size=PAGE_SIZE)
+    stripe = StripeSettings(  # localstripe serves the shapes of the versions before 2025-03-31
+        api_key=SecretStr(API_KEY),
+        base_url=book.base_url,
+        page_size=PAGE_SIZE,
+        api_version=LOCALSTRIPE_VERSION,
+    )
     transport = _RecordingTransport()
     waits: list[float] = []
     client = ClientOptions(

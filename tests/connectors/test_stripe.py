@@ -236,6 +236,7 @@ def test_first_sync_probes_events_then_lists_everything(engine: Engine) -> None:
     subs = _rows(engine, Subscription)
     assert len(subs) == 5  # canceled ones too: the list asks for status=all
     assert subs["sub_1Freelance00005"].mrr_minor == 4333
+    assert subs["sub_1Acme000000001"].mrr_minor == 45000  # listed with expanded discounts
     assert len(_rows(engine, Invoice)) == 4
     assert _rows(engine, ExternalLink)["cus_QAcme0000000001"].crm_hint == "5001"
 
@@ -254,13 +255,17 @@ def test_later_syncs_walk_events_forward_and_do_not_relist(engine: Engine) -> No
     world.now += timedelta(days=1)
     events = world.sync(engine)["events"]
     assert (events.records, events.skipped, events.pages) == (6, 1, 4)
-    assert {r.url.path for r in world.vendor.requests} == {"/v1/events"}
+    # the one subscription event that names its discount by id is read once, expanded
+    assert {r.url.path for r in world.vendor.requests} == {
+        "/v1/events",
+        "/v1/subscriptions/sub_1Acme000000001",
+    }
     links = _rows(engine, ExternalLink)
     assert links["cus_QGlobex00000002"].crm_hint == "5002"
     assert links["cus_QFreelance00003"].deleted_at == datetime(2025, 6, 11, 8, 30, tzinfo=UTC)
     assert links["cus_QFreelance00003"].name == "Sam Freelance"  # a tombstone keeps the rest
     subs = _rows(engine, Subscription)
-    assert subs["sub_1Acme000000001"].mrr_minor == 60000
+    assert subs["sub_1Acme000000001"].mrr_minor == 54000  # 12 x 50.00, 10 % off forever
     assert (subs["sub_1Freelance00005"].status, subs["sub_1Freelance00005"].mrr_minor) == (
         "canceled",
         0,

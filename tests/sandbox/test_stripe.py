@@ -182,3 +182,22 @@ def test_malformed_record(book: Book, clock: SandboxClock) -> None:
     data = client.get("/v1/invoices", params={"limit": 5}).json()["data"]
     assert "created" not in data[0]
     assert all("created" in i for i in data[1:])
+
+
+def test_one_subscription_reads_with_its_discounts_expanded(
+    book: Book, clock: SandboxClock
+) -> None:
+    client = _client(book, clock)
+    discounted = next(s for s in book.subscriptions if s.discount_id is not None)
+    plain = client.get(f"/v1/subscriptions/{discounted.id}").json()
+    assert plain["id"] == discounted.id
+    assert plain["discounts"] == [discounted.discount_id]
+    expanded = client.get(
+        f"/v1/subscriptions/{discounted.id}", params={"expand[]": "discounts"}
+    ).json()
+    [discount] = expanded["discounts"]
+    assert discount["object"] == "discount"
+    assert discount["id"] == discounted.discount_id
+    missing = client.get("/v1/subscriptions/sub_nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "resource_missing"
