@@ -33,7 +33,7 @@ from connectors.base import (
     table_of,
     to_minor,
 )
-from connectors.errors import MappingError
+from connectors.errors import MappingError, PagingError
 from connectors.http import BearerAuth, ClientOptions, HttpClient, HttpSource, QuotaHeaders
 from connectors.paginators import CursorAfterPaginator
 from settings import ConfigError, Settings
@@ -138,8 +138,10 @@ class SearchPaginator(CursorAfterPaginator):
         self._fetched += len(results)
         if more and results and self._fetched + self._limit > self._cap:
             self._fetched = 0
-            last = hs_time(results[-1].get("properties", {}).get(MODIFIED))
-            return True, f"since:{_ms(last)}"
+            stamps = [m for r in results if (m := _modified(r)) is not None]
+            if not stamps:
+                raise PagingError("hubspot search page without any hs_lastmodifieddate at the cap")
+            return True, f"since:{_ms(max(stamps))}"
         return more, token
 
     def place_token(self, request: Request, token: str) -> Request:
@@ -150,7 +152,9 @@ class SearchPaginator(CursorAfterPaginator):
 
 
 def _modified(raw: Mapping[str, Any]) -> datetime | None:
-    return hs_time(raw.get("properties", {}).get(MODIFIED))
+    """A record's last change; None for a record too broken to say (it is quarantined)."""
+    props = raw.get("properties")
+    return hs_time(props.get(MODIFIED)) if isinstance(props, Mapping) else None
 
 
 def _deleted_at(raw: Mapping[str, Any]) -> datetime | None:
