@@ -104,8 +104,12 @@ def _unit_amount(price: Mapping[str, Any]) -> Fraction:
 
 
 def _items(sub: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The subscription's items; a subscription without an item list is not one we can read."""
     items = sub.get("items")
-    return list(items.get("data") or []) if isinstance(items, Mapping) else []
+    data = items.get("data") if isinstance(items, Mapping) else None
+    if not isinstance(data, list):
+        raise MappingError(f"subscription {sub.get('id')} has no list of items")
+    return data
 
 
 def _item_monthly(item: Mapping[str, Any]) -> Fraction:
@@ -191,7 +195,7 @@ def map_customer(
 
 def map_subscription(raw: Mapping[str, Any]) -> list[Record]:
     """A subscription -> a Subscription row with its computed MRR (both API shapes)."""
-    items = _items(raw)
+    items = _items(raw)  # read first: a shapeless subscription is quarantined, whatever its status
     item_ends = [e for e in (from_unix(i.get("current_period_end")) for i in items) if e]
     price = (items[0].get("price") or items[0].get("plan") or {}) if items else {}
     currency = raw.get("currency") or price.get("currency") or "usd"

@@ -74,6 +74,10 @@ def _required_time(raw: Mapping[str, Any], field: str) -> datetime:
 def map_organization(raw: Mapping[str, Any]) -> list[Record]:
     """An organization -> an ExternalLink waiting to be matched to a CRM account."""
     domains = raw.get("domain_names") or []
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        raise MappingError(f"organization {raw.get('id')}: domain_names is not a list of domains")
+    if not isinstance(raw.get("name"), str) or not raw["name"].strip():
+        raise MappingError(f"organization {raw.get('id')} has no name")
     hint = raw.get("external_id")
     values: dict[str, Any] = {
         "external_id": str(raw["id"]),

@@ -111,3 +111,35 @@ def test_second_sync_adds_nothing(engine: Engine, sandbox: Settings) -> None:
     assert fetched[("zendesk", "tickets")] == 0
     assert fetched[("stripe", "invoices")] == 0
     assert fetched[("usage_file", "usage")] == 0
+
+
+STREAMS = {
+    "owners": "hubspot",
+    "companies": "hubspot",
+    "deals": "hubspot",
+    "organizations": "zendesk",
+    "tickets": "zendesk",
+    "satisfaction_ratings": "zendesk",
+    "customers": "stripe",
+    "subscriptions": "stripe",
+    "invoices": "stripe",
+}
+
+
+@pytest.mark.parametrize("stream", sorted(STREAMS))
+def test_every_stream_quarantines_a_broken_record(
+    sqlite_url: str, sandbox: Settings, faults: Faults, stream: str
+) -> None:
+    from store.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    faults.malform(stream)
+    summary = sync_all(engine, sandbox)
+    assert summary.ok, [(r.stream, r.error) for r in summary.failures]
+    [result] = [r for r in summary.streams if r.stream == stream]
+    assert (result.source, result.quarantined) == (STREAMS[stream], 1)
+    assert result.records > 0
+    [kept] = reports.quarantined(engine)
+    assert kept["stream"] == stream
+    assert kept["reason"]
+    engine.dispose()
