@@ -173,3 +173,41 @@ def test_half_configured_source_fails_before_anything_runs(tmp_path: Path) -> No
     assert "ZENDESK__SUBDOMAIN" in result.stderr
     assert "ZENDESK__API_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_commands_a_lead_and_an_admin_use_after_the_demo(
+    demo_dir: Path, first_demo: subprocess.CompletedProcess[str]
+) -> None:
+    """Runs last in this module: it adds a sentiment entry and past scores to the demo data."""
+    assert first_demo.returncode == 0, first_demo.stderr[-3000:]
+    story = generate_book(accounts=300, today=datetime.now(UTC).date()).stories["quiet_healthy"]
+    recorded = _cli(
+        "sentiment", "set", story, "yellow", "--note", "Budget review next month",
+        "--by", "lead@example-cs.test", cwd=demo_dir,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded yellow" in recorded.stdout
+    explained = _cli("explain", story, cwd=demo_dir)
+    assert "CSM sentiment yellow" in explained.stdout
+    assert "Budget review next month" in explained.stdout
+
+    wrong = _cli("sentiment", "set", "no-such-account.test", "red", cwd=demo_dir)
+    assert wrong.returncode == 1
+    assert "no account matches" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+    past = _cli("score", "--as-of", "2026-01-05", cwd=demo_dir)
+    assert past.returncode == 0, past.stderr
+    assert "as of 2026-01-05" in past.stdout
+    bad_date = _cli("score", "--as-of", "last tuesday", cwd=demo_dir)
+    assert bad_date.returncode == 2
+    assert "YYYY-MM-DD" in bad_date.stderr
+
+    notified = _cli("notify", cwd=demo_dir)
+    assert notified.returncode == 0, notified.stderr
+    assert "Slack is not configured, alerts stay pending" in notified.stdout
+
+    upgraded = _cli("db", "upgrade", cwd=demo_dir)
+    assert upgraded.returncode == 0
+    assert "up to date" in upgraded.stdout
