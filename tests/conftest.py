@@ -59,14 +59,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def sqlite_copy(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh copy of the migrated SQLite template in `tmp_path`."""
+    template: Path = request.getfixturevalue("sqlite_template")
+    path = tmp_path / "store.db"
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL of a freshly migrated, empty database of each dialect."""
     if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "store.db"
-        shutil.copy(template, path)
-        yield f"sqlite:///{path}"
+        yield sqlite_copy(request, tmp_path)
         return
     tpl: str = request.getfixturevalue("pg_template")
     name = f"ha_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
@@ -85,8 +90,6 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated SQLite database, for tests that are not about the store."""
-    path = tmp_path / "store.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+    return sqlite_copy(request, tmp_path)

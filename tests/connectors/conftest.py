@@ -8,7 +8,6 @@ Every store test still runs on both dialects through the shared `engine` fixture
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from psycopg import sql
 from sqlmodel import SQLModel
 
-from tests.conftest import RUN_ID, _pg_admin, _pg_url
+from tests.conftest import RUN_ID, _pg_admin, _pg_url, sqlite_copy
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +38,7 @@ def _truncate(url: str) -> None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, migrated database of each dialect."""
     if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "store.db"
-        shutil.copy(template, path)
-        yield f"sqlite:///{path}"
+        yield sqlite_copy(request, tmp_path)
         return
     url: str = request.getfixturevalue("pg_shared")
     _truncate(url)
