@@ -61,6 +61,7 @@ class UserError(Exception):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from connectors.errors import SyncError
+    from connectors.identity import LinkError
     from notifications import SlackError
     from scoring import ScorecardError, SentimentError, UnknownAccountError
 
@@ -68,6 +69,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ConfigError,
         UserError,
         SyncError,
+        LinkError,
         SlackError,
         reports.AccountNotFoundError,
         ScorecardError,
@@ -248,6 +250,21 @@ def sentiment_set(
 def sources_unmatched(as_json: JsonOption = False) -> None:
     """Records of other systems that match no CRM account yet."""
     _listing(reports.unmatched, reports.print_unmatched, as_json)
+
+
+@sources_app.command("link")
+def sources_link(
+    source: Annotated[str, typer.Argument(help="The source of the record, e.g. stripe.")],
+    external_id: Annotated[str, typer.Argument(help="The record's id in that source.")],
+    account: Annotated[str, typer.Argument(help="Account id, CRM id, domain or name.")],
+) -> None:
+    """Decide which account an unmatched record belongs to; matching keeps the decision."""
+    import pipeline
+
+    settings = _settings()
+    engine = _engine(settings)
+    name = _run(settings, lambda: pipeline.link(engine, source, external_id, account))
+    out.print(f"linked {source} {external_id} to {name} (manual, kept on every sync)")
 
 
 @sources_app.command("quarantine")

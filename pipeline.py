@@ -18,11 +18,13 @@ from sqlmodel import Session
 
 import reports
 import views
+from connectors.identity import link_manually
 from connectors.registry import sync_all
 from connectors.sync import ProgressEvent, SyncSummary
 from notifications import DeliverySummary, deliver_pending, detect_alerts, make_slack_client
 from scoring import ScoreRunSummary, explain, load_scorecard, record_sentiment, score_accounts
 from settings import Settings
+from store.db import session_scope
 
 __all__ = [
     "NotifySummary",
@@ -130,6 +132,15 @@ def record(engine: Engine, needle: str, value: str, note: str, by: str | None) -
         assert account.id is not None
     record_sentiment(engine, account.id, value, note, author_email=by, origin="cli")
     return account.name
+
+
+def link(engine: Engine, source: str, external_id: str, needle: str) -> str:
+    """Record an admin's decision that a record of `source` belongs to the account `needle`."""
+    with session_scope(engine) as session:
+        account = reports.find_account(session, needle)
+        assert account.id is not None
+        link_manually(session, source, external_id, account.id)
+        return account.name
 
 
 def print_explain(console: Console, engine: Engine, needle: str) -> None:

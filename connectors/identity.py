@@ -53,7 +53,13 @@ from store.models import (
 )
 from store.types import UTCDateTime, utcnow
 
-__all__ = ["FREE_MAIL_DOMAINS", "resolve_identities", "unmatched_links"]
+__all__ = [
+    "FREE_MAIL_DOMAINS",
+    "LinkError",
+    "link_manually",
+    "resolve_identities",
+    "unmatched_links",
+]
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -261,3 +267,39 @@ def unmatched_links(session: Session) -> list[ExternalLink]:
         .order_by(L.source, L.kind, L.external_id)
     )
     return list(session.execute(query).scalars())
+
+
+class LinkError(LookupError):
+    """An admin's link decision names a record or an account that is not there."""
+
+
+def link_manually(
+    session: Session, source: str, external_id: str, account_id: int, now: datetime | None = None
+) -> ExternalLink:
+    """An admin's decision: this record of `source` belongs to `account_id`, for good.
+
+    The link becomes method `manual` (confidence 1.0), which matching never overwrites, and
+    every record that hangs off it takes the account at once.
+    """
+    link: ExternalLink | None = session.execute(
+        select(ExternalLink).where(L.source == source, L.external_id == external_id)
+    ).scalar_one_or_none()
+    if link is None:
+        raise LinkError(
+            f"{source} has no record {external_id!r} to link: see `health-agent sources unmatched`"
+        )
+    account = session.get(Account, account_id)
+    if account is None or account.deleted_at is not None:
+        raise LinkError(f"no live account with id {account_id}")
+    if link.method == "crm":
+        raise LinkError(f"{source} {external_id} is a CRM account itself; it links to itself")
+    link.account_id = account_id
+    link.method = "manual"
+    link.status = "matched"
+    link.confidence = 1.0
+    link.reason = None
+    link.matched_at = now or utcnow()
+    session.add(link)
+    session.flush()
+    _fill_account_ids(session)
+    return link

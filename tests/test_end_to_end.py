@@ -211,3 +211,26 @@ def test_commands_a_lead_and_an_admin_use_after_the_demo(
     upgraded = _cli("db", "upgrade", cwd=demo_dir)
     assert upgraded.returncode == 0
     assert "up to date" in upgraded.stdout
+
+
+@pytest.mark.slow
+def test_an_admin_links_an_unmatched_record(
+    demo_dir: Path, first_demo: subprocess.CompletedProcess[str]
+) -> None:
+    assert first_demo.returncode == 0, first_demo.stderr[-3000:]
+    waiting = json.loads(_cli("sources", "unmatched", "--json", cwd=demo_dir).stdout)
+    assert waiting, "the sandbox plants records that match no CRM account"
+    assert all(w["reason"] for w in waiting)
+    first = waiting[0]
+    accounts = json.loads(_cli("accounts", "--json", cwd=demo_dir).stdout)
+    target = accounts[-1]
+    linked = _cli("sources", "link", first["source"], first["external_id"], str(target["id"]),
+                  cwd=demo_dir)  # fmt: skip
+    assert linked.returncode == 0, linked.stderr
+    assert target["name"] in linked.stdout
+    after = json.loads(_cli("sources", "unmatched", "--json", cwd=demo_dir).stdout)
+    assert first["external_id"] not in {w["external_id"] for w in after}
+    assert len(after) == len(waiting) - 1
+    unknown = _cli("sources", "link", "stripe", "cus_nope", str(target["id"]), cwd=demo_dir)
+    assert unknown.returncode == 1
+    assert "sources unmatched" in unknown.stderr

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, select
 from sqlmodel import Session
 
-from connectors.identity import resolve_identities, unmatched_links
+from connectors.identity import LinkError, link_manually, resolve_identities, unmatched_links
 from store.db import session_scope
 from store.models import (
     Account,
@@ -274,3 +275,51 @@ def test_matching_is_set_based(engine: Engine) -> None:
         return len(seen)
 
     assert statements(3) == statements(300)
+
+
+def test_an_admin_link_resolves_records_and_survives_matching(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        bulk_upsert(session, Account, [_account("A1", "acme.com"), _account("A2", "globex.io")])
+        bulk_upsert(session, ExternalLink, [_link("billing", "cus_9", domain="gmail.com")])
+        bulk_upsert(
+            session,
+            Ticket,
+            [
+                {
+                    "source": "billing",
+                    "external_id": "t9",
+                    "account_ref": "cus_9",
+                    "status": "open",
+                    "created_at": T0,
+                    "updated_at": T0,
+                }
+            ],
+        )
+        resolve_identities(session, T0)
+    with session_scope(engine) as session:
+        [waiting] = unmatched_links(session)
+        assert (waiting.external_id, waiting.status) == ("cus_9", "unmatched")
+        globex = session.execute(select(Account).where(Account.external_id == "A2")).scalar_one()
+        link_manually(session, "billing", "cus_9", globex.id or 0, T0)
+    with session_scope(engine) as session:  # a later sync re-matches everything
+        bulk_upsert(session, ExternalLink, [_link("billing", "cus_9", domain="gmail.com")],
+                    update=("domain",))  # fmt: skip
+        resolve_identities(session, T0)
+    with Session(engine) as session:
+        link = session.execute(select(ExternalLink)).scalars().all()
+        [kept] = [x for x in link if x.external_id == "cus_9"]
+        assert (kept.method, kept.status, kept.confidence) == ("manual", "matched", 1.0)
+        assert kept.account_id == globex.id
+        ticket = session.execute(select(Ticket)).scalar_one()
+        assert ticket.account_id == globex.id
+        assert unmatched_links(session) == []
+
+
+def test_linking_an_unknown_record_or_account_is_a_clear_error(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        bulk_upsert(session, Account, [_account("A1", "acme.com")])
+        bulk_upsert(session, ExternalLink, [_link("billing", "cus_1")])
+    with session_scope(engine) as session, pytest.raises(LinkError, match="sources unmatched"):
+        link_manually(session, "billing", "cus_404", 1)
+    with session_scope(engine) as session, pytest.raises(LinkError, match="no live account"):
+        link_manually(session, "billing", "cus_1", 999)
