@@ -268,8 +268,21 @@ def sources_link(
 
 
 @sources_app.command("quarantine")
-def sources_quarantine(as_json: JsonOption = False) -> None:
-    """Records that could not be mapped, with the reason."""
+def sources_quarantine(
+    as_json: JsonOption = False,
+    retry: Annotated[
+        bool, typer.Option("--retry", help="Map every kept record again, after a fix.")
+    ] = False,
+) -> None:
+    """Records that could not be mapped, with the reason; `--retry` replays them."""
+    if retry:
+        from connectors.quarantine import replay_quarantine
+        from connectors.registry import build_connectors
+
+        settings = _settings()
+        engine = _engine(settings)
+        summary = _run(settings, lambda: replay_quarantine(engine, build_connectors(settings)))
+        (err if as_json else out).print(summary.describe(), highlight=False)
     _listing(reports.quarantined, reports.print_quarantine, as_json)
 
 

@@ -178,7 +178,7 @@ def _upsert_records(session: Session, records: Sequence[Record]) -> None:
         bulk_upsert(session, model, rows, keys=keys)
 
 
-def _write_page(
+def write_page(
     session: Session, source: str, stream: str, page: _MappedPage, now: datetime
 ) -> None:
     _upsert_records(session, page.records)
@@ -307,7 +307,7 @@ def run_stream(
                 total = body[spec.total_key]
             mapped = map_records(source, spec, raw)
             with session_scope(engine) as session:
-                _write_page(session, source, spec.name, mapped, options.clock())
+                write_page(session, source, spec.name, mapped, options.clock())
             result.pages += 1
             result.records += len(mapped.mapped_keys)
             result.skipped += mapped.skipped

@@ -7,16 +7,21 @@ with `Retry-After`, a 503) are waited out and retried. A second sync adds nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 import reports
+from connectors.base import Record
 from connectors.http import ClientOptions
-from connectors.registry import sync_all
+from connectors.quarantine import replay_quarantine
+from connectors.registry import build_connectors, sync_all
+from connectors.zendesk import map_ticket
 from demo import _sandbox_settings
 from sandbox.book import Book, generate_book
 from sandbox.hubspot import hubspot_app
@@ -143,3 +148,34 @@ def test_every_stream_quarantines_a_broken_record(
     assert kept["stream"] == stream
     assert kept["reason"]
     engine.dispose()
+
+
+def test_quarantine_replay_after_a_fix(engine: Engine, sandbox: Settings, faults: Faults) -> None:
+    faults.malform("tickets")  # a ticket without created_at
+    assert sync_all(engine, sandbox).ok
+    [kept] = reports.quarantined(engine)
+    tickets_before = _count(engine, Ticket)
+
+    connectors = build_connectors(sandbox)
+    unchanged = replay_quarantine(engine, connectors)
+    assert (unchanged.replayed, unchanged.still_failing) == (0, 1)
+    assert reports.quarantined(engine)[0]["record_key"] == kept["record_key"]
+
+    def lenient(raw: Mapping[str, Any]) -> list[Record]:  # the fix: fall back to updated_at
+        return map_ticket({"created_at": raw.get("updated_at"), **raw})
+
+    fixed = [
+        replace(c, streams=tuple(
+            replace(s, mapper=lenient) if s.name == "tickets" else s for s in c.streams
+        )) if c.source == "zendesk" else c
+        for c in connectors
+    ]  # fmt: skip
+    replayed = replay_quarantine(engine, fixed)
+    assert (replayed.replayed, replayed.still_failing) == (1, 0)
+    assert reports.quarantined(engine) == []
+    assert _count(engine, Ticket) == tickets_before + 1
+    with Session(engine) as session:
+        ticket = session.execute(
+            select(Ticket).where(Ticket.external_id == kept["record_key"])
+        ).scalar_one()
+    assert ticket.account_id is not None, "identities are resolved after a replay"
