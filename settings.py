@@ -9,13 +9,17 @@ some of its variables set is a configuration error that names what is missing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ChargebeeSettings",
     "ConfigError",
+    "FreshdeskSettings",
     "HubSpotSettings",
+    "IntercomSettings",
     "SchedulerSettings",
     "Settings",
     "SlackSettings",
@@ -56,6 +60,10 @@ def _check_complete(prefix: str, values: dict[str, object]) -> bool:
         f"to .env or the environment, "
         f"or unset the others to disable {prefix.lower()}"
     )
+
+
+class _Source(Protocol):
+    def enabled(self) -> bool: ...
 
 
 class HubSpotSettings(BaseModel):
@@ -107,6 +115,57 @@ class StripeSettings(BaseModel):
         return _check_complete("STRIPE", {"api_key": self.api_key})
 
 
+class FreshdeskSettings(BaseModel):
+    """Freshdesk: an agent's API key; base URL derived from the helpdesk domain."""
+
+    domain: str | None = None
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    page_size: int = 100
+
+    def enabled(self) -> bool:
+        return _check_complete(
+            "FRESHDESK", {"domain": self.domain or self.base_url, "api_key": self.api_key}
+        )
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"https://{self.domain}.freshdesk.com"
+
+
+class IntercomSettings(BaseModel):
+    """Intercom: an access token, and the API version we speak."""
+
+    access_token: SecretStr | None = None
+    base_url: str = "https://api.intercom.io"
+    api_version: str = "2.11"
+    page_size: int = 150
+
+    def enabled(self) -> bool:
+        return _check_complete("INTERCOM", {"access_token": self.access_token})
+
+
+class ChargebeeSettings(BaseModel):
+    """Chargebee billing: a read-only API key; base URL derived from the site name."""
+
+    site: str | None = None
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    page_size: int = 100
+    crm_id_field: str = "cf_crm_account_id"
+
+    def enabled(self) -> bool:
+        return _check_complete(
+            "CHARGEBEE", {"site": self.site or self.base_url, "api_key": self.api_key}
+        )
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"https://{self.site}.chargebee.com"
+
+
 class UsageFileSettings(BaseModel):
     """Product usage from a CSV file (weekly active users and licensed seats per account)."""
 
@@ -153,18 +212,22 @@ class Settings(BaseSettings):
     hubspot: HubSpotSettings = HubSpotSettings()
     zendesk: ZendeskSettings = ZendeskSettings()
     stripe: StripeSettings = StripeSettings()
+    freshdesk: FreshdeskSettings = FreshdeskSettings()
+    intercom: IntercomSettings = IntercomSettings()
+    chargebee: ChargebeeSettings = ChargebeeSettings()
     usage_file: UsageFileSettings = UsageFileSettings()
     slack: SlackSettings = SlackSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 
     def enabled_sources(self) -> list[str]:
         """Names of the data sources with complete credentials, in sync order."""
-        candidates: dict[
-            str, HubSpotSettings | ZendeskSettings | StripeSettings | UsageFileSettings
-        ] = {
+        candidates: dict[str, _Source] = {
             "hubspot": self.hubspot,
             "zendesk": self.zendesk,
+            "freshdesk": self.freshdesk,
+            "intercom": self.intercom,
             "stripe": self.stripe,
+            "chargebee": self.chargebee,
             "usage_file": self.usage_file,
         }
         return [name for name, cfg in candidates.items() if cfg.enabled()]
@@ -175,6 +238,9 @@ class Settings(BaseSettings):
             self.hubspot.token,
             self.zendesk.api_token,
             self.stripe.api_key,
+            self.freshdesk.api_key,
+            self.intercom.access_token,
+            self.chargebee.api_key,
             self.slack.bot_token,
             self.slack.signing_secret,
         ]
