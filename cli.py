@@ -246,6 +246,17 @@ def sentiment_set(
     out.print(f"recorded {value.value} for {name}", highlight=False)
 
 
+@sources_app.command("list")
+def sources_list(as_json: JsonOption = False) -> None:
+    """Every source: enabled or not, last success, lag, records and errors."""
+    settings = _settings()
+    _listing(
+        lambda engine: reports.sources_overview(engine, settings.enabled_sources()),
+        reports.print_sources,
+        as_json,
+    )
+
+
 @sources_app.command("unmatched")
 def sources_unmatched(as_json: JsonOption = False) -> None:
     """Records of other systems that match no CRM account yet."""

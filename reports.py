@@ -22,7 +22,9 @@ from store.models import (
     QuarantinedRecord,
     SentimentEntry,
     Subscription,
+    SyncRun,
 )
+from store.types import UTCDateTime, utcnow
 
 __all__ = [
     "AccountNotFoundError",
@@ -31,8 +33,10 @@ __all__ = [
     "find_account",
     "print_accounts",
     "print_quarantine",
+    "print_sources",
     "print_unmatched",
     "quarantined",
+    "sources_overview",
     "unmatched",
 ]
 
@@ -274,4 +278,93 @@ def print_quarantine(console: Console, rows: list[dict[str, Any]]) -> None:
         f"Quarantined records ({len(rows)})",
         ["Source", "Stream", "Record", "Reason", "Since"],
         ([r["source"], r["stream"], r["record_key"], r["reason"], r["created_at"]] for r in rows),
+    )
+
+
+def _source_row(name: str, *, enabled: bool) -> dict[str, Any]:
+    return {"source": name, "enabled": enabled, "streams": 0, "records": 0, "failing": [],
+            "last_success": None, "lag_seconds": None, "_stale": []}  # fmt: skip
+
+
+def sources_overview(engine: Engine, enabled: list[str]) -> list[dict[str, Any]]:
+    """Each source: enabled or not, its stalest stream's last success, lag, records, errors.
+
+    A source is as fresh as its stalest stream, so `last_success` is the oldest of its
+    streams' latest successful runs; `records` adds up each stream's latest run.
+    """
+    runs = sa_select(
+        col(SyncRun.source),
+        col(SyncRun.stream),
+        col(SyncRun.status),
+        col(SyncRun.records),
+        col(SyncRun.error),
+        col(SyncRun.started_at),
+        func.row_number()
+        .over(
+            partition_by=(col(SyncRun.source), col(SyncRun.stream)),
+            order_by=col(SyncRun.started_at).desc(),
+        )
+        .label("rn"),
+    ).subquery()
+    ok = (
+        sa_select(
+            col(SyncRun.source),
+            col(SyncRun.stream),
+            func.max(col(SyncRun.finished_at), type_=UTCDateTime()).label("at"),
+        )
+        .where(col(SyncRun.status) == "ok")
+        .group_by(col(SyncRun.source), col(SyncRun.stream))
+        .subquery()
+    )
+    query = (
+        sa_select(runs.c.source, runs.c.stream, runs.c.status, runs.c.records, runs.c.error,
+                  ok.c.at)
+        .outerjoin(ok, (ok.c.source == runs.c.source) & (ok.c.stream == runs.c.stream))
+        .where(runs.c.rn == 1)
+    )  # fmt: skip
+    now = utcnow()
+    by_source = {name: _source_row(name, enabled=True) for name in enabled}
+    with Session(engine) as session:
+        for source, stream, status, records, error, last_ok in session.execute(query).all():
+            row = by_source.setdefault(source, _source_row(source, enabled=False))
+            row["streams"] += 1
+            row["records"] += records or 0
+            if status != "ok":
+                row["failing"].append({"stream": stream, "error": error})
+            row["_stale"].append(last_ok)
+    for row in by_source.values():
+        stamps = row.pop("_stale")
+        if stamps and None not in stamps:
+            oldest = min(stamps)
+            row["last_success"] = oldest.isoformat()
+            row["lag_seconds"] = int((now - oldest).total_seconds())
+    return sorted(by_source.values(), key=lambda r: (not r["enabled"], r["source"]))
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def print_sources(console: Console, rows: list[dict[str, Any]]) -> None:
+    views.render_table(
+        console,
+        f"Sources ({sum(r['enabled'] for r in rows)} enabled)",
+        ["Source", "Enabled", "Streams", "Last success", "Records (last run)", "Problems"],
+        (
+            [
+                r["source"],
+                "yes" if r["enabled"] else "no",
+                r["streams"],
+                _age(r["lag_seconds"]),
+                r["records"],
+                "; ".join(f"{f['stream']}: {f['error']}" for f in r["failing"]) or "",
+            ]
+            for r in rows
+        ),
+        styles={2: "number", 4: "number"},
     )

@@ -179,3 +179,21 @@ def test_quarantine_replay_after_a_fix(engine: Engine, sandbox: Settings, faults
             select(Ticket).where(Ticket.external_id == kept["record_key"])
         ).scalar_one()
     assert ticket.account_id is not None, "identities are resolved after a replay"
+
+
+def test_sources_overview_shows_freshness_and_failures(
+    engine: Engine, sandbox: Settings, faults: Faults
+) -> None:
+    assert sync_all(engine, sandbox).ok
+    faults.fail("/v1/events", status=500, times=50)
+    later = sync_all(engine, sandbox, client=ClientOptions(sleep=lambda _s: None))
+    assert [r.stream for r in later.failures] == ["events"]
+    rows = {r["source"]: r for r in reports.sources_overview(engine, ["hubspot", "stripe"])}
+    assert rows["hubspot"]["enabled"] is True
+    assert rows["hubspot"]["failing"] == []
+    assert 0 <= rows["hubspot"]["lag_seconds"] < 120
+    assert rows["zendesk"]["enabled"] is False  # synced before, not configured now
+    [failing] = rows["stripe"]["failing"]
+    assert failing["stream"] == "events"
+    assert "500" in failing["error"]
+    assert rows["stripe"]["last_success"] is not None  # the first sync did succeed
