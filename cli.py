@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -255,6 +256,36 @@ def sources_list(as_json: JsonOption = False) -> None:
         reports.print_sources,
         as_json,
     )
+
+
+@sources_app.command("check")
+def sources_check(
+    source: Annotated[
+        str | None, typer.Argument(help="One source; all enabled if omitted.")
+    ] = None,
+) -> None:
+    """Credentials, permissions, reachability and quota headroom, one line per check."""
+    from connectors.check import check_connector
+    from connectors.http import ClientOptions, RetryPolicy
+    from connectors.registry import build_connectors
+
+    settings = _settings()
+    quick = ClientOptions(retry=RetryPolicy(attempts=2, max_seconds=20), timeout=10)
+    connectors = _run(
+        settings, lambda: build_connectors(settings, [source] if source else None, client=quick)
+    )
+    if not connectors:
+        err.print("no source is configured: see .env.example", highlight=False)
+        raise typer.Exit(1)
+    failed = 0
+    for connector in connectors:  # each source's lines as soon as they are known
+        for line in _run(settings, partial(check_connector, connector)):
+            mark = "[green]ok[/]  " if line.ok else "[bold red]FAIL[/]"
+            detail = views.scrub(line.detail, settings.secrets())
+            out.print(f"{mark} {line.source:<11} {line.check:<24} {detail}", soft_wrap=True)
+            failed += not line.ok
+    if failed:
+        raise typer.Exit(1)
 
 
 @sources_app.command("unmatched")

@@ -165,6 +165,8 @@ class RateLimiter:
         self._quotas = quotas
         self._sleep = sleep
         self._pause = 0.0
+        self.remaining: dict[str, float] = {}
+        """The last quota left that the vendor reported, by header name."""
 
     def wait(self) -> None:
         """Called before each request."""
@@ -178,6 +180,8 @@ class RateLimiter:
         pause = 0.0
         for quota in self._quotas:
             remaining = _number(headers.get(quota.remaining))
+            if remaining is not None:
+                self.remaining[quota.remaining] = remaining
             if remaining is None or remaining > quota.low_water:
                 continue
             window = quota.window_seconds
@@ -303,10 +307,16 @@ class HttpClient:
         if status < 400:
             return
         src = self.source
-        if status in (401, 403):
+        if status == 401:
             raise AuthError(
-                f"{src.source} rejected {src.credential} (HTTP {status}): "
+                f"{src.source} rejected {src.credential} (HTTP 401): "
                 f"check {src.settings_hint} in .env"
+            )
+        if status == 403:
+            raise AuthError(
+                f"{src.source} refused {request.method} {request.path} (HTTP 403): "
+                f"{src.credential} lacks a scope or permission for it; grant it, "
+                f"or check {src.settings_hint} in .env"
             )
         where = f"{src.source}: HTTP {status} on {request.method} {request.path}"
         veto = src.no_retry_header
@@ -316,6 +326,10 @@ class HttpClient:
             raise RetriableError(where, status=status, retry_after=wait)
         detail = scrub(_vendor_message(response), self._secrets())
         raise FatalError(f"{where}: {detail}" if detail else where)
+
+    def quota_remaining(self) -> dict[str, float]:
+        """What the vendor last said is left of its quotas, by header name."""
+        return dict(self._limiter.remaining)
 
     def close(self) -> None:
         self._client.close()

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.book import generate_book
-from sandbox.hubspot import hubspot_app
+from sandbox.hubspot import HUBSPOT_TOKEN, hubspot_app
 from sandbox.server import serve_apps
-from sandbox.stripe import stripe_app
+from sandbox.stripe import STRIPE_API_KEY, stripe_app
 from sandbox.zendesk import zendesk_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -234,3 +234,24 @@ def test_an_admin_links_an_unmatched_record(
     unknown = _cli("sources", "link", "stripe", "cus_nope", str(target["id"]), cwd=demo_dir)
     assert unknown.returncode == 1
     assert "sources unmatched" in unknown.stderr
+
+
+def test_sources_check_reports_each_stream_and_the_fix(emulators: str, tmp_path: Path) -> None:
+    good = {
+        "HUBSPOT__TOKEN": HUBSPOT_TOKEN,
+        "HUBSPOT__BASE_URL": f"{emulators}/hubspot",
+        "STRIPE__API_KEY": STRIPE_API_KEY,
+        "STRIPE__BASE_URL": f"{emulators}/stripe",
+    }
+    passed = _cli("sources", "check", cwd=tmp_path, env=good)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    lines = passed.stdout.splitlines()
+    assert any(line.startswith("ok") and "read companies" in line for line in lines)
+    assert any("read subscriptions" in line for line in lines)
+    assert any("quota headroom" in line and "X-HubSpot-RateLimit-Remaining" in line
+               for line in lines)  # fmt: skip
+    bad = _cli("sources", "check", "hubspot", cwd=tmp_path, env={**good, "HUBSPOT__TOKEN": SECRET})
+    assert bad.returncode == 1
+    assert SECRET not in bad.stdout + bad.stderr
+    [failure] = [line for line in bad.stdout.splitlines() if line.startswith("FAIL")]
+    assert "HUBSPOT__TOKEN" in failure

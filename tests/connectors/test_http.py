@@ -177,14 +177,26 @@ def test_vendor_veto_header_stops_retries() -> None:
     assert len(seen) == 1
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_rejected_credentials_raise_a_one_line_auth_error_without_the_secret(status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, "acme rejected the token (HTTP 401): check ACME__TOKEN in .env"),
+        (
+            403,
+            "acme refused GET /v1/things (HTTP 403): the token lacks a scope or permission "
+            "for it; grant it, or check ACME__TOKEN in .env",
+        ),
+    ],
+)
+def test_rejected_credentials_raise_a_one_line_auth_error_without_the_secret(
+    status: int, expected: str
+) -> None:
     body = {"message": f"Invalid token {SECRET}", "headers": {"Authorization": f"Bearer {SECRET}"}}
     handler, seen = _sequence(httpx.Response(status, json=body))
     with pytest.raises(AuthError) as caught:
         _client(handler, []).fetch(GET)
     message = str(caught.value)
-    assert message == f"acme rejected the token (HTTP {status}): check ACME__TOKEN in .env"
+    assert message == expected
     assert SECRET not in message
     assert len(seen) == 1
 
