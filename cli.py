@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -133,12 +133,24 @@ def sync(
     ] = None,
 ) -> None:
     """Pull new and changed records from every enabled source (or one)."""
-    import pipeline
-
     settings = _settings()
     engine = _engine(settings)
+    _sync_and_report(settings, engine, source, None)
+
+
+def _sync_and_report(
+    settings: Settings, engine: Engine, source: str | None, backfill_since: date | None
+) -> None:
+    """Sync, print the summary, and turn stream failures into one line each and exit 1."""
+    import pipeline
+    from connectors.sync import SyncOptions
+
+    options = None
+    if backfill_since is not None:
+        start = datetime.combine(backfill_since, datetime.min.time(), UTC)
+        options = SyncOptions(backfill_since=start)
     logging.getLogger("connectors.sync").setLevel(logging.ERROR)  # failures are printed below
-    summary = _run(settings, lambda: pipeline.sync(engine, settings, out, source))
+    summary = _run(settings, lambda: pipeline.sync(engine, settings, out, source, options))
     pipeline.print_sync_summary(out, summary)
     problems = dict.fromkeys(f"{r.error}" for r in summary.failures)
     for problem in problems:
@@ -288,6 +300,17 @@ def sources_check(
         raise typer.Exit(1)
 
 
+@sources_app.command("backfill")
+def sources_backfill(
+    source: Annotated[str, typer.Argument(help="The source to read again, e.g. zendesk.")],
+    since: Annotated[str, typer.Option("--since", help="Read again from this date (YYYY-MM-DD).")],
+) -> None:
+    """Read a source again from a date, whatever its cursors say (run again if interrupted)."""
+    settings = _settings()
+    engine = _engine(settings)
+    _sync_and_report(settings, engine, source, _parse_date(since, "--since"))
+
+
 @sources_app.command("unmatched")
 def sources_unmatched(as_json: JsonOption = False) -> None:
     """Records of other systems that match no CRM account yet."""
@@ -336,13 +359,13 @@ def db_upgrade() -> None:
     out.print("database is up to date")
 
 
-def _parse_date(value: str | None) -> date:
+def _parse_date(value: str | None, option: str = "--as-of") -> date:
     if value is None:
         return date.today()
     try:
         return date.fromisoformat(value)
     except ValueError:
-        err.print(f"[bold red]error:[/] --as-of {value!r} is not a date; use YYYY-MM-DD")
+        err.print(f"[bold red]error:[/] {option} {value!r} is not a date; use YYYY-MM-DD")
         raise typer.Exit(2) from None
 
 

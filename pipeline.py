@@ -20,7 +20,7 @@ import reports
 import views
 from connectors.identity import link_manually
 from connectors.registry import sync_all
-from connectors.sync import ProgressEvent, SyncSummary
+from connectors.sync import ProgressEvent, SyncOptions, SyncSummary
 from notifications import DeliverySummary, deliver_pending, detect_alerts, make_slack_client
 from scoring import ScoreRunSummary, explain, load_scorecard, record_sentiment, score_accounts
 from settings import Settings
@@ -48,11 +48,21 @@ def _progress(console: Console) -> Iterator[Any]:
 
 
 def sync(
-    engine: Engine, settings: Settings, console: Console, source: str | None = None
+    engine: Engine,
+    settings: Settings,
+    console: Console,
+    source: str | None = None,
+    options: SyncOptions | None = None,
 ) -> SyncSummary:
     """Sync every enabled source (or one) with a progress bar; stream errors are reported."""
     with _progress(console) as report:
-        return sync_all(engine, settings, sources=[source] if source else None, progress=report)
+        return sync_all(
+            engine,
+            settings,
+            sources=[source] if source else None,
+            progress=report,
+            options=options,
+        )
 
 
 def print_sync_summary(console: Console, summary: SyncSummary) -> None:

@@ -61,6 +61,9 @@ class SyncOptions:
 
     lookback: timedelta = timedelta(minutes=10)
     """Timestamp cursors restart this far before the committed cursor."""
+    backfill_since: datetime | None = None
+    """Read every stream again from this moment, whatever its cursor says (a backfill).
+    Cursors still never move backwards: a stream ends where it was or further."""
     clock: Callable[[], datetime] = utcnow
 
 
@@ -231,6 +234,8 @@ def _start_context(
     spec: StreamSpec, cursors: Mapping[str, str | None], options: SyncOptions
 ) -> StartContext:
     committed = cursors.get(spec.name)
+    if options.backfill_since is not None:
+        return StartContext(None, options.backfill_since, options.clock(), dict(cursors))
     since = None
     if spec.cursor_kind is CursorKind.TIMESTAMP and committed:
         at = parse_iso(committed)
@@ -293,8 +298,9 @@ def run_stream(
             progress(event)
 
     try:
-        ctx = _start_context(spec, _cursors(engine, source), options)
-        committed = result.cursor = ctx.cursor
+        cursors = _cursors(engine, source)
+        ctx = _start_context(spec, cursors, options)
+        committed = result.cursor = cursors.get(spec.name)
         request = spec.first_request(ctx)
         paginator = spec.paginator()
         while request is not None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session
 
 import reports
@@ -21,6 +22,7 @@ from connectors.base import Record
 from connectors.http import ClientOptions
 from connectors.quarantine import replay_quarantine
 from connectors.registry import build_connectors, sync_all
+from connectors.sync import SyncOptions
 from connectors.zendesk import map_ticket
 from demo import _sandbox_settings
 from sandbox.book import Book, generate_book
@@ -31,7 +33,8 @@ from sandbox.stripe import stripe_app
 from sandbox.usage_csv import write_usage_csv
 from sandbox.zendesk import zendesk_app
 from settings import Settings
-from store.models import Account, Invoice, QuarantinedRecord, Subscription, Ticket
+from store.db import session_scope
+from store.models import Account, Invoice, QuarantinedRecord, Subscription, SyncState, Ticket
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +200,31 @@ def test_sources_overview_shows_freshness_and_failures(
     assert failing["stream"] == "events"
     assert "500" in failing["error"]
     assert rows["stripe"]["last_success"] is not None  # the first sync did succeed
+
+
+def _cursors(engine: Engine) -> dict[tuple[str, str], str | None]:
+    with Session(engine) as session:
+        states = session.execute(select(SyncState)).scalars()
+        return {(s.source, s.stream): s.cursor for s in states}
+
+
+def test_backfill_reads_again_what_a_cursor_has_passed(
+    engine: Engine, sandbox: Settings, book: Book
+) -> None:
+    assert sync_all(engine, sandbox).ok
+    tickets = _count(engine, Ticket)
+    with session_scope(engine) as session:  # a silent gap: rows lost behind the cursors
+        session.execute(delete(Ticket))
+    before = _cursors(engine)
+    assert sync_all(engine, sandbox).ok
+    assert _count(engine, Ticket) == 0, "a normal sync does not look behind its cursor"
+    since = book.now - timedelta(days=400)
+    summary = sync_all(engine, sandbox, sources=["zendesk", "hubspot"],
+                       options=SyncOptions(backfill_since=since))  # fmt: skip
+    assert summary.ok
+    assert _count(engine, Ticket) == tickets, "every ticket is back"
+    after = _cursors(engine)
+    for key in (("hubspot", "companies"), ("zendesk", "organizations")):
+        assert after[key] is not None
+        assert before[key] is not None
+        assert after[key] >= before[key], f"{key} moved backwards"
