@@ -198,14 +198,18 @@ def run() -> None:
 
     settings = _settings()
     engine = _engine(settings)
-    job = scheduler.build_scheduler(
-        settings.scheduler, lambda: pipeline.cycle(engine, settings, out, date.today())
-    )
-    out.print(
-        f"running every {settings.scheduler.sync_interval_minutes} min "
-        f"({', '.join(settings.enabled_sources()) or 'no sources enabled'}); Ctrl-C stops"
-    )
-    scheduler.run_forever(job)
+    jobs: dict[str, scheduler.Job] = {
+        f"sync {name}": (
+            settings.source_config(name).schedule,
+            partial(pipeline.cycle, engine, settings, out, source=name),
+        )
+        for name in settings.enabled_sources()
+    } or {scheduler.PIPELINE_JOB_ID: (None, partial(pipeline.cycle, engine, settings, out))}
+    clock = _run(settings, lambda: scheduler.build_scheduler(settings.scheduler, jobs))
+    for job in clock.get_jobs():
+        out.print(f"{job.id}: {job.trigger}", highlight=False)
+    out.print("running; Ctrl-C or SIGTERM stops after the job in progress")
+    scheduler.run_forever(clock)
 
 
 def _listing(

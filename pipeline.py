@@ -127,10 +127,18 @@ def notify(engine: Engine, settings: Settings, as_of: date) -> NotifySummary:
     return NotifySummary(detection.drops, detection.created, delivery)
 
 
-def cycle(engine: Engine, settings: Settings, console: Console, as_of: date) -> None:
-    """One scheduled cycle: sync, score, notify, with a line per step."""
-    summary = sync(engine, settings, console)
-    print_sync_summary(console, summary)
+def cycle(
+    engine: Engine,
+    settings: Settings,
+    console: Console,
+    as_of: date | None = None,
+    source: str | None = None,
+) -> None:
+    """One scheduled cycle: sync (every enabled source, or one), score, notify."""
+    as_of = as_of or date.today()
+    summary = sync(engine, settings, console, source) if settings.enabled_sources() else None
+    if summary is not None:
+        print_sync_summary(console, summary)
     console.print(describe_scores(score(engine, settings, as_of)), highlight=False)
     console.print(notify(engine, settings, as_of).describe(), highlight=False)
 

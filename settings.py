@@ -8,10 +8,11 @@ some of its variables set is a configuration error that names what is missing.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -20,16 +21,20 @@ __all__ = [
     "FreshdeskSettings",
     "HubSpotSettings",
     "IntercomSettings",
+    "Schedule",
     "SchedulerSettings",
     "Settings",
     "SlackSettings",
+    "SourceConfig",
     "StripeSettings",
     "UsageFileSettings",
     "ZendeskSettings",
     "get_settings",
+    "load_sources_file",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///health-agent.db"
+DEFAULT_SOURCES_FILE = Path("sources.toml")
 
 
 class ConfigError(Exception):
@@ -60,6 +65,56 @@ def _check_complete(prefix: str, values: dict[str, object]) -> bool:
         f"to .env or the environment, "
         f"or unset the others to disable {prefix.lower()}"
     )
+
+
+class Schedule(BaseModel):
+    """When a source syncs: every N minutes, or a cron expression (in the scheduler's zone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every_minutes: int | None = None
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if (self.every_minutes is None) == (self.cron is None):
+            raise ValueError("give exactly one of every_minutes or cron")
+        if self.every_minutes is not None and self.every_minutes < 1:
+            raise ValueError("every_minutes must be at least 1")
+        return self
+
+
+class SourceConfig(BaseModel):
+    """One source's section of the sources file; unknown keys are options for plugins."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool | None = None
+    """False turns a configured source off; None follows its credentials."""
+    schedule: Schedule | None = None
+    fields: dict[str, str] = {}
+    """Canonical field -> the source's own (custom) property, e.g. renewal_date."""
+
+
+def load_sources_file(path: Path) -> dict[str, SourceConfig]:
+    """The sources file, validated; errors name the file and the key."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the sources file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    sources: dict[str, SourceConfig] = {}
+    for name, section in raw.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table of settings for that source")
+        try:
+            sources[name] = SourceConfig.model_validate(section)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in (name, *first["loc"]))
+            raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    return sources
 
 
 class _Source(Protocol):
@@ -207,6 +262,8 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     scorecard_path: Path | None = None
+    sources_file: Path | None = None
+    """Which sources run, their schedules and field mappings (TOML); `sources.toml` if present."""
     log_level: str = "WARNING"
 
     hubspot: HubSpotSettings = HubSpotSettings()
@@ -230,7 +287,33 @@ class Settings(BaseSettings):
             "chargebee": self.chargebee,
             "usage_file": self.usage_file,
         }
-        return [name for name, cfg in candidates.items() if cfg.enabled()]
+        configured = self.source_configs()
+        enabled = []
+        for name, cfg in candidates.items():
+            wanted = configured.get(name, SourceConfig()).enabled
+            if wanted is False:
+                continue
+            if cfg.enabled():
+                enabled.append(name)
+            elif wanted:
+                raise ConfigError(
+                    f"{name} is enabled in the sources file but has no credentials: "
+                    f"set its variables (see .env.example)"
+                )
+        return enabled
+
+    def source_configs(self) -> dict[str, SourceConfig]:
+        """Every section of the sources file (none when there is no file)."""
+        path = self.sources_file
+        if path is None:
+            if not DEFAULT_SOURCES_FILE.exists():
+                return {}
+            path = DEFAULT_SOURCES_FILE
+        return load_sources_file(path)
+
+    def source_config(self, name: str) -> SourceConfig:
+        """One source's section of the sources file, or the defaults."""
+        return self.source_configs().get(name, SourceConfig())
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for scrubbing from output."""

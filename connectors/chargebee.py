@@ -212,7 +212,7 @@ def map_subscription(raw: Mapping[str, Any]) -> list[Record]:
 def map_invoice(raw: Mapping[str, Any]) -> list[Record]:
     """An invoice -> an Invoice row; payment_due and not_paid are failed payments."""
     word = _status(raw, INVOICE_STATUSES)
-    retries = raw.get("dunning_attempts") or []
+    retries = raw.get("dunning_attempts", [])
     if not isinstance(retries, list):
         raise MappingError(f"invoice {raw.get('id')}: dunning_attempts is not a list")
     failed = word in FAILED_INVOICE_STATUSES or bool(retries)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -188,8 +188,36 @@ def map_owner(raw: Mapping[str, Any]) -> list[Record]:
     return [Record(Csm, csm), *rows]
 
 
-def map_company(raw: Mapping[str, Any], segment_property: str | None = None) -> list[Record]:
-    """A company -> an Account row (archived ones soft-deleted)."""
+MAPPABLE_FIELDS = ("renewal_date", "arr", "segment")
+"""Account fields a sources file may map to a company property of the admin's choice."""
+
+
+def _date_property(value: object, name: str) -> date | None:
+    """A date property: `YYYY-MM-DD`, ISO-8601 or epoch milliseconds; empty is None."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    moment = hs_time(value)
+    if moment is None:
+        raise MappingError(f"{name} {value!r} is not a date")
+    return moment.date()
+
+
+def map_company(
+    raw: Mapping[str, Any],
+    segment_property: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> list[Record]:
+    """A company -> an Account row (archived ones soft-deleted).
+
+    `fields` maps account fields (see MAPPABLE_FIELDS) to the company properties that hold
+    them in this CRM, e.g. {"renewal_date": "contract_end"}; mapped values win over the
+    ones derived from deals.
+    """
     props = raw["properties"]
     domain = normalise_domain(props.get("domain"))
     values = {
@@ -202,8 +230,15 @@ def map_company(raw: Mapping[str, Any], segment_property: str | None = None) -> 
         "updated_at": hs_time(props.get(MODIFIED)) or parse_iso(raw.get("updatedAt")),
         "deleted_at": _deleted_at(raw),
     }
+    fields = fields or {}
+    segment_property = fields.get("segment", segment_property)
     if segment_property:
         values["segment"] = props.get(segment_property) or None
+    if "renewal_date" in fields:
+        name = fields["renewal_date"]
+        values["renewal_date"] = _date_property(props.get(name), name)
+    if "arr" in fields:
+        values["arr_minor"] = to_minor(props.get(fields["arr"]), fields["arr"])
     return [Record(Account, values)]
 
 
@@ -269,7 +304,7 @@ def _with_companies(batch: int) -> Callable[[Fetcher, list[Json]], list[Json]]:
 RENEWAL_KINDS = ("renewal", "existingbusiness")
 
 
-def set_account_rollups(session: Session) -> None:
+def set_account_rollups(session: Session, *, arr: bool = True, renewal_date: bool = True) -> None:
     """ARR = the latest won deal's ARR; renewal date = earliest open renewal's close date.
 
     The latest won deal, not the sum of all: a renewal restates the contract's ARR, so
@@ -283,7 +318,7 @@ def set_account_rollups(session: Session) -> None:
         deals.account_ref == accounts.c.external_id,
         deals.deleted_at.is_(None),
     )
-    arr = (
+    latest_won = (
         select(deals.arr_minor)
         .where(*mine, deals.is_won.is_(True))
         .order_by(deals.close_date.desc(), deals.updated_at.desc())
@@ -292,14 +327,13 @@ def set_account_rollups(session: Session) -> None:
     renewal = select(func.min(deals.close_date)).where(
         *mine, deals.kind.in_(RENEWAL_KINDS), deals.is_closed.is_(False)
     )
-    session.execute(
-        update(accounts)
-        .where(accounts.c.source == SOURCE)
-        .values(
-            arr_minor=func.coalesce(arr.scalar_subquery(), 0),
-            renewal_date=renewal.scalar_subquery(),
-        )
-    )
+    rollups: dict[str, Any] = {}
+    if arr:
+        rollups["arr_minor"] = func.coalesce(latest_won.scalar_subquery(), 0)
+    if renewal_date:
+        rollups["renewal_date"] = renewal.scalar_subquery()
+    if rollups:  # fields mapped to company properties are left as the CRM says
+        session.execute(update(accounts).where(accounts.c.source == SOURCE).values(**rollups))
 
 
 def build(
@@ -320,13 +354,25 @@ def build(
         quotas=QUOTAS,
     )
     limit = min(opts.search_limit, 200)
+    fields = dict(settings.source_config(SOURCE).fields)
+    unknown = sorted(set(fields) - set(MAPPABLE_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"hubspot fields {', '.join(unknown)} cannot be mapped in the sources file: "
+            f"use {', '.join(MAPPABLE_FIELDS)}"
+        )
     extras = tuple(opts.extra_company_properties) + (
         (opts.segment_property,) if opts.segment_property else ()
     )
-    company_props = COMPANY_PROPERTIES + extras
+    company_props = tuple(dict.fromkeys(COMPANY_PROPERTIES + extras + tuple(fields.values())))
 
     def company(raw: Mapping[str, Any]) -> list[Record]:
-        return map_company(raw, opts.segment_property)
+        return map_company(raw, opts.segment_property, fields)
+
+    def rollups(session: Session) -> None:
+        set_account_rollups(
+            session, arr="arr" not in fields, renewal_date="renewal_date" not in fields
+        )
 
     def archived(properties: Sequence[str]) -> Query:
         return lambda _ctx: {
@@ -394,5 +440,5 @@ def build(
         streams=streams,
         open=lambda: HttpClient(http, client),
         secrets=(cfg.token,),
-        finalize=set_account_rollups,
+        finalize=rollups,
     )

@@ -228,3 +228,21 @@ def test_backfill_reads_again_what_a_cursor_has_passed(
         assert after[key] is not None
         assert before[key] is not None
         assert after[key] >= before[key], f"{key} moved backwards"
+
+
+def test_sources_file_maps_crm_custom_properties(
+    engine: Engine, sandbox: Settings, book: Book, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "sources.toml"
+    mapping.write_text(
+        '[hubspot.fields]\nrenewal_date = "renewal_date"\nsegment = "customer_segment"\n'
+    )
+    mapped = sandbox.model_copy(update={"sources_file": mapping})
+    assert sync_all(engine, mapped, sources=["hubspot"]).ok
+    with Session(engine) as session:
+        accounts = {a.external_id: a for a in session.execute(select(Account)).scalars()}
+    with_renewal = [c for c in book.companies if c.renewal_date is not None]
+    assert with_renewal, "the sandbox CRM keeps renewal dates in a custom property"
+    for company in with_renewal:
+        assert accounts[company.id].renewal_date == company.renewal_date
+    assert {a.segment for a in accounts.values()} - {None}, "segments come from the property"

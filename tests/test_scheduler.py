@@ -15,24 +15,32 @@ import pytest
 from sandbox.book import generate_book
 from sandbox.hubspot import HUBSPOT_TOKEN, hubspot_app
 from sandbox.server import serve_apps
-from scheduler import PIPELINE_JOB_ID, build_scheduler
-from settings import SchedulerSettings
+from scheduler import build_scheduler
+from settings import ConfigError, Schedule, SchedulerSettings
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_scheduler_has_one_non_overlapping_pipeline_job() -> None:
-    calls: list[int] = []
+def test_each_source_has_its_schedule_and_jobs_never_overlap() -> None:
+    config = SchedulerSettings(sync_interval_minutes=60, timezone="Europe/Berlin")
     scheduler = build_scheduler(
-        SchedulerSettings(sync_interval_minutes=15, timezone="Europe/Berlin"),
-        lambda: calls.append(1),
+        config,
+        {
+            "sync hubspot": (Schedule(every_minutes=15), lambda: None),
+            "sync zendesk": (Schedule(cron="*/5 8-18 * * 1-5"), lambda: None),
+            "sync stripe": (None, lambda: None),
+        },
     )
-    job = scheduler.get_job(PIPELINE_JOB_ID)
-    assert job is not None
-    assert job.max_instances == 1
-    assert job.coalesce is True
-    assert job.trigger.interval.total_seconds() == 15 * 60
-    assert job.misfire_grace_time == 15 * 60 // 2
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert jobs["sync hubspot"].trigger.interval.total_seconds() == 15 * 60
+    assert "hour='8-18'" in str(jobs["sync zendesk"].trigger)
+    assert jobs["sync stripe"].trigger.interval.total_seconds() == 60 * 60
+    for job in jobs.values():
+        assert job.max_instances == 1
+        assert job.coalesce is True
+    assert jobs["sync hubspot"].misfire_grace_time == 15 * 30
+    with pytest.raises(ConfigError, match="sync zendesk: schedule cron"):
+        build_scheduler(config, {"sync zendesk": (Schedule(cron="every tuesday"), lambda: None)})
 
 
 @pytest.fixture

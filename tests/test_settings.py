@@ -77,3 +77,34 @@ def test_env_example_documents_every_setting() -> None:
         if sub is not None and hasattr(sub, "model_fields"):
             expected |= {f"{section.upper()}__{name.upper()}" for name in sub.model_fields}
     assert expected <= documented, sorted(expected - documented)
+
+
+def test_sources_file_turns_sources_off_and_names_bad_keys(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HUBSPOT__TOKEN", "pat-na1-secret")
+    monkeypatch.setenv("STRIPE__API_KEY", "sk_test_x")
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        "[stripe]\nenabled = false\n\n"
+        "[hubspot]\nschedule = { every_minutes = 15 }\n"
+        '[hubspot.fields]\nrenewal_date = "contract_end"\n\n'
+        '[example_survey]\nsurvey_id = "abc"\n'
+    )
+    settings = Settings()  # finds sources.toml in the working directory
+    assert settings.enabled_sources() == ["hubspot"]
+    hubspot = settings.source_config("hubspot")
+    assert hubspot.schedule is not None
+    assert hubspot.schedule.every_minutes == 15
+    assert hubspot.fields == {"renewal_date": "contract_end"}
+    assert settings.source_config("example_survey").model_extra == {"survey_id": "abc"}
+
+    path.write_text('[zendesk]\nschedule = { every_minutes = 5, cron = "* * * * *" }\n')
+    with pytest.raises(ConfigError, match=r"sources.toml: zendesk.schedule: .*exactly one"):
+        Settings().enabled_sources()
+    path.write_text("[zendesk]\nenabled = true\n")
+    with pytest.raises(ConfigError, match="zendesk is enabled in the sources file"):
+        Settings().enabled_sources()
+    path.write_text("[hubspot\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Settings().enabled_sources()

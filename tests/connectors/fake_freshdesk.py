@@ -71,11 +71,10 @@ class FakeFreshdesk(FakeVendor):
         if route == "unknown":
             return httpx.Response(404)
         if route == "companies":
-            items = sorted(self.companies, key=lambda c: int(c["id"]))
-        else:
-            items = self._tickets(params, deleted=route == "deleted_tickets")
-            if isinstance(items, httpx.Response):
-                return items
+            return self._page(request, route, sorted(self.companies, key=lambda c: c["id"]))
+        items = self._tickets(params, deleted=route == "deleted_tickets")
+        if isinstance(items, httpx.Response):
+            return items
         return self._page(request, route, items)
 
     def _tickets(
