@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import ConfigError, Settings
+from settings import ConfigError, Settings, load_sources_file
 
 ALL_VARS = [
     "DATABASE_URL",
@@ -108,3 +108,11 @@ def test_sources_file_turns_sources_off_and_names_bad_keys(
     path.write_text("[hubspot\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         Settings().enabled_sources()
+
+
+def test_the_example_sources_file_is_valid() -> None:
+    example = Path(__file__).parent.parent / "sources.example.toml"
+    sources = load_sources_file(example)
+    assert sources["hubspot"].fields["renewal_date"] == "renewal_date"
+    assert sources["zendesk"].schedule is not None
+    assert sources["freshdesk"].enabled is False
