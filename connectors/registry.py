@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 from sqlalchemy import Engine
 
-from connectors import hubspot, stripe, usage_file, zendesk
+from connectors import chargebee, freshdesk, hubspot, stripe, usage_file, zendesk
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.identity import resolve_identities
@@ -30,7 +30,9 @@ Factory = Callable[[Settings, ClientOptions | None], Connector | None]
 BUILT_IN: dict[str, Factory] = {
     "hubspot": lambda settings, client: hubspot.build(settings, client),
     "zendesk": lambda settings, client: zendesk.build(settings, client),
+    "freshdesk": lambda settings, client: freshdesk.build(settings, client),
     "stripe": lambda settings, client: stripe.build(settings, client),
+    "chargebee": lambda settings, client: chargebee.build(settings, client),
     "usage_file": lambda settings, client: usage_file.build(settings),
 }
 

@@ -21,24 +21,14 @@ from connectors.chargebee import (
 )
 from connectors.errors import AuthError, FatalError, MappingError, PagingError
 from connectors.http import ClientOptions
+from connectors.sync import SyncOptions, sync_connector
 from settings import ChargebeeSettings, ConfigError, Settings
 from store.models import ExternalLink, Invoice, QuarantinedRecord, Subscription, SyncState
 from tests.connectors.fake_chargebee import API_KEY, SITE, FakeChargebee
 from tests.connectors.fakes import load
-from tests.connectors.worlds import World
+from tests.connectors.worlds import chargebee_world
 
 CRM_FIELD = "cf_crm_account_id"
-
-
-def chargebee_world(
-    api_key: str = API_KEY, page_size: int = 2, options: ChargebeeOptions | None = None
-) -> World:
-    vendor = FakeChargebee()
-    sleeps: list[float] = []
-    cfg = ChargebeeSettings(site=SITE, api_key=SecretStr(api_key), page_size=page_size)
-    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
-    connector = chargebee.build(Settings(_env_file=None, chargebee=cfg), client, options)
-    return World(connector, vendor, sleeps)
 
 
 def _fixture(route: str, kind: str) -> dict[str, dict[str, Any]]:
@@ -377,6 +367,24 @@ def test_later_changes_and_deletes_arrive_through_the_cursor(engine: Engine) -> 
     assert _rows(engine, Subscription)["AzqBtUUkmJAp7Bb0"].status == "active"
     assert _rows(engine, ExternalLink)["16BjsGUkmK1dQ3Xa"].deleted_at == _at(2025, 6, 11, 9, 1)
     assert _cursors(engine)["invoices"] == "2025-06-11T09:00:00+00:00"
+
+
+def test_a_backfill_reads_again_from_its_date(engine: Engine) -> None:
+    world = chargebee_world()
+    world.sync(engine)
+    cursors = _cursors(engine)
+    world.vendor.requests.clear()
+    since = _at(2025, 6, 4)
+    options = SyncOptions(backfill_since=since, clock=lambda: world.now)
+    results = sync_connector(engine, world.connector, options=options)
+    assert {r.stream: r.records for r in results} == {
+        "customers": 2,
+        "subscriptions": 5,
+        "invoices": 2,
+    }
+    firsts = [r for r in world.vendor.requests if "offset" not in r.url.params]
+    assert {r.url.params["updated_at[after]"] for r in firsts} == {str(int(since.timestamp()) - 1)}
+    assert _cursors(engine) == cursors
 
 
 def test_rate_limit_is_waited_out_for_retry_after(engine: Engine) -> None:

@@ -37,6 +37,12 @@ CASES = [
     ("stripe", "customers"),
     ("stripe", "subscriptions"),
     ("stripe", "invoices"),
+    ("freshdesk", "companies"),
+    ("freshdesk", "tickets"),
+    ("freshdesk", "deleted_tickets"),
+    ("chargebee", "customers"),
+    ("chargebee", "subscriptions"),
+    ("chargebee", "invoices"),
     ("usage_file", "usage"),
 ]
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
@@ -16,32 +15,17 @@ from connectors.errors import AuthError, MappingError, PagingError
 from connectors.freshdesk import (
     ITEMS,
     NEXT_LINK,
-    FreshdeskOptions,
     LinkHeaderPaginator,
     UpdatedSincePaginator,
     map_company,
     map_deleted_ticket,
     map_ticket,
 )
-from connectors.http import ClientOptions
 from settings import ConfigError, FreshdeskSettings, Settings
 from store.models import ExternalLink, QuarantinedRecord, SyncState, Ticket
-from tests.connectors import test_contract as contract
-from tests.connectors.fake_freshdesk import API_KEY, DOMAIN, FakeFreshdesk
+from tests.connectors.fake_freshdesk import DOMAIN, FakeFreshdesk
 from tests.connectors.fakes import load
-from tests.connectors.worlds import NOW, WORLDS, World
-
-
-def freshdesk_world(
-    token: str = API_KEY, page_size: int = 2, max_pages: int = 300, include_stats: bool = False
-) -> World:
-    vendor = FakeFreshdesk(now=NOW, max_pages=max_pages)
-    sleeps: list[float] = []
-    cfg = FreshdeskSettings(domain=DOMAIN, api_key=SecretStr(token), page_size=page_size)
-    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
-    options = FreshdeskOptions(max_pages=max_pages, include_stats=include_stats)
-    settings = Settings(_env_file=None, freshdesk=cfg)
-    return World(freshdesk.build(settings, client, options), vendor, sleeps)
+from tests.connectors.worlds import freshdesk_world
 
 
 def _rows(engine: Engine, model: type) -> list:  # type: ignore[type-arg]
@@ -340,24 +324,3 @@ def test_build_refuses_missing_settings() -> None:
     settings = Settings(_env_file=None, freshdesk=FreshdeskSettings(domain=DOMAIN))
     with pytest.raises(ConfigError, match="FRESHDESK__API_KEY"):
         freshdesk.build(settings)
-
-
-# The shared contract, run over this connector's streams ------------------------------------
-
-STREAMS = ("companies", "tickets", "deleted_tickets")
-
-
-@pytest.fixture(params=STREAMS)
-def case(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[World, str]:
-    monkeypatch.setitem(WORLDS, "freshdesk", freshdesk_world)
-    return freshdesk_world(), request.param
-
-
-test_contract_paging_ends = contract.test_paging_ends_and_cursor_never_moves_backwards
-test_contract_cursor_not_past_later_commit = (
-    contract.test_cursor_never_moves_backwards_past_a_later_commit
-)
-test_contract_second_sync = contract.test_second_sync_fetches_nothing_new
-test_contract_repeated_page = contract.test_repeated_page_token_stops_with_paging_error
-test_contract_rate_limit = contract.test_rate_limit_waits_retry_after_then_retries
-test_contract_crash = contract.test_crash_between_page_commit_and_cursor_commit_loses_nothing

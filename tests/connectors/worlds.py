@@ -11,17 +11,25 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from connectors import hubspot, stripe, usage_file, zendesk
+from connectors import chargebee, freshdesk, hubspot, stripe, usage_file, zendesk
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.sync import Progress, StreamResult, SyncOptions, sync_connector
 from settings import (
+    ChargebeeSettings,
+    FreshdeskSettings,
     HubSpotSettings,
     Settings,
     StripeSettings,
     UsageFileSettings,
     ZendeskSettings,
 )
+from tests.connectors.fake_chargebee import API_KEY as CHARGEBEE_KEY
+from tests.connectors.fake_chargebee import SITE as CHARGEBEE_SITE
+from tests.connectors.fake_chargebee import FakeChargebee
+from tests.connectors.fake_freshdesk import API_KEY as FRESHDESK_KEY
+from tests.connectors.fake_freshdesk import DOMAIN as FRESHDESK_DOMAIN
+from tests.connectors.fake_freshdesk import FakeFreshdesk
 from tests.connectors.fake_hubspot import TOKEN as HUBSPOT_TOKEN
 from tests.connectors.fake_hubspot import FakeHubSpot
 from tests.connectors.fake_stripe import API_KEY as STRIPE_KEY
@@ -97,6 +105,32 @@ def stripe_world(api_key: str = STRIPE_KEY, page_size: int = 2) -> World:
     return World(connector, vendor, sleeps, needs={name: ["events"] for name in lists})
 
 
+def freshdesk_world(
+    token: str = FRESHDESK_KEY,
+    page_size: int = 2,
+    max_pages: int = 300,
+    include_stats: bool = False,
+) -> World:
+    vendor = FakeFreshdesk(now=NOW, max_pages=max_pages)
+    sleeps: list[float] = []
+    cfg = FreshdeskSettings(domain=FRESHDESK_DOMAIN, api_key=SecretStr(token), page_size=page_size)
+    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
+    options = freshdesk.FreshdeskOptions(max_pages=max_pages, include_stats=include_stats)
+    return World(freshdesk.build(_settings(freshdesk=cfg), client, options), vendor, sleeps)
+
+
+def chargebee_world(
+    api_key: str = CHARGEBEE_KEY,
+    page_size: int = 2,
+    options: chargebee.ChargebeeOptions | None = None,
+) -> World:
+    vendor = FakeChargebee()
+    sleeps: list[float] = []
+    cfg = ChargebeeSettings(site=CHARGEBEE_SITE, api_key=SecretStr(api_key), page_size=page_size)
+    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
+    return World(chargebee.build(_settings(chargebee=cfg), client, options), vendor, sleeps)
+
+
 USAGE_CSV = FIXTURES / "usage_file" / "usage.csv"
 
 
@@ -109,6 +143,8 @@ WORLDS: dict[str, Callable[[], World]] = {
     "hubspot": hubspot_world,
     "zendesk": zendesk_world,
     "stripe": stripe_world,
+    "freshdesk": freshdesk_world,
+    "chargebee": chargebee_world,
     "usage_file": usage_world,
 }
 
