@@ -3,7 +3,8 @@
 Each fake keeps its records in the vendor's documented shape (loaded from the JSON fixtures)
 and answers with real paging: tokens, filters, `has_more`. Tests flip three switches per
 route: `stuck` (ignore paging tokens, so the same page comes back), `throttle` (answer the
-next request with 429 and a Retry-After), and a wrong credential (401 from the auth check).
+next request with 429 and a Retry-After), `failures` (answer the next requests with a 5xx
+status, or time out), and a wrong credential (401 from the auth check).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class FakeVendor:
         self.routes: list[str] = []
         self.stuck: set[str] = set()
         self.throttle: dict[str, str] = {}
+        self.failures: dict[str, list[str]] = {}
+        """Per route, what the next requests meet: an HTTP status ("503") or "timeout"."""
         self.response_headers: dict[str, str] = {}
 
     def transport(self) -> httpx.MockTransport:
@@ -44,6 +47,11 @@ class FakeVendor:
             return self.unauthorized()
         if route in self.throttle:
             return self.rate_limited(self.throttle.pop(route))
+        if self.failures.get(route):
+            failure = self.failures[route].pop(0)
+            if failure == "timeout":
+                raise httpx.ReadTimeout("the vendor did not answer in time", request=request)
+            return httpx.Response(int(failure), json={"message": "temporarily unavailable"})
         response = self.serve(route, request)
         response.headers.update(self.response_headers)
         return response

@@ -160,6 +160,32 @@ def test_rate_limit_waits_retry_after_then_retries(engine: Engine, case: tuple[W
     assert stream not in world.vendor.throttle
 
 
+def test_server_errors_and_timeouts_are_retried(engine: Engine, case: tuple[World, str]) -> None:
+    world, stream = case
+    if world.vendor is None:
+        pytest.skip("a file has no server")
+    world.vendor.failures[stream] = ["503", "timeout", "502"]
+    result = world.sync(engine, world.streams_for(stream))[stream]
+    assert result.status == "ok", result.error
+    assert len(world.sleeps) == 3, "each failure waits once, with backoff"
+    assert world.vendor.failures[stream] == []
+
+
+def test_a_vendor_that_stays_down_is_given_up_within_bounds(
+    engine: Engine, case: tuple[World, str]
+) -> None:
+    world, stream = case
+    if world.vendor is None:
+        pytest.skip("a file has no server")
+    world.vendor.failures[stream] = ["500"] * 50
+    result = world.sync(engine, world.streams_for(stream))[stream]
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "gave up after 5 attempts" in result.error
+    assert 50 - len(world.vendor.failures[stream]) == 5, "attempts are capped"
+    assert sum(world.sleeps) <= 300, "total waiting is capped"
+
+
 def test_crash_between_page_commit_and_cursor_commit_loses_nothing(
     engine: Engine,
     case: tuple[World, str],
