@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -233,6 +234,39 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 def accounts_command(as_json: JsonOption = False) -> None:
     """Every account with its latest score, riskiest first."""
     _listing(reports.accounts_overview, reports.print_accounts, as_json)
+
+
+class ImportKind(StrEnum):
+    accounts = "accounts"
+    tickets = "tickets"
+    subscriptions = "subscriptions"
+    usage = "usage"
+    surveys = "surveys"
+
+
+@app.command("import")
+def import_command(
+    kind: Annotated[ImportKind, typer.Argument(help="What the file holds.")],
+    file: Annotated[Path, typer.Argument(help="A CSV or JSON Lines (.jsonl) file.")],
+) -> None:
+    """Import a CSV or JSON Lines file of accounts, tickets, subscriptions, usage or surveys.
+
+    Columns (* required; account_id is the CRM id, account_domain matches by domain):
+    accounts: id*, name*, domain, owner_email, segment, renewal_date, arr, currency.
+    tickets: id*, account_id, account_domain, status*, priority, created_at*, updated_at,
+    solved_at, satisfaction.
+    subscriptions: id*, account_id, account_domain, status*, mrr*, currency, started_at,
+    ended_at.
+    usage: account_id*, account_domain, week_start*, active_users*, licensed_seats.
+    surveys: id*, account_id, account_domain, kind* (nps, csat, ces), score*, scale_max*,
+    responded_at*, email, comment.
+    """
+    from connectors.files import import_file
+
+    settings = _settings()
+    engine = _engine(settings)
+    summary = _run(settings, lambda: import_file(engine, kind.value, file))
+    out.print(summary.describe(), highlight=False)
 
 
 @app.command()
