@@ -255,3 +255,19 @@ def test_sources_check_reports_each_stream_and_the_fix(emulators: str, tmp_path:
     assert SECRET not in bad.stdout + bad.stderr
     [failure] = [line for line in bad.stdout.splitlines() if line.startswith("FAIL")]
     assert "HUBSPOT__TOKEN" in failure
+
+
+def test_import_command_reads_a_file_and_says_what_it_kept(tmp_path: Path) -> None:
+    csv_file = tmp_path / "nps.csv"
+    csv_file.write_text(
+        "id,account_domain,kind,score,scale_max,responded_at\n"
+        "r1,acme.test,nps,9,10,2026-11-01\n"
+        "r2,acme.test,nps,eleven,10,2026-11-02\n"
+    )
+    result = _cli("import", "surveys", str(csv_file), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "imported 1 of 2 surveys rows; 1 quarantined" in result.stdout
+    missing = _cli("import", "surveys", str(tmp_path / "nope.csv"), cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "cannot read" in missing.stderr
+    assert "Traceback" not in missing.stderr
