@@ -26,6 +26,7 @@ __all__ = [
     "Settings",
     "SlackSettings",
     "SourceConfig",
+    "SqlSourceSettings",
     "StripeSettings",
     "UsageFileSettings",
     "ZendeskSettings",
@@ -221,6 +222,16 @@ class ChargebeeSettings(BaseModel):
         return f"https://{self.site}.chargebee.com"
 
 
+class SqlSourceSettings(BaseModel):
+    """A SQL database (a warehouse) read with one query per kind, from the sources file."""
+
+    url: SecretStr | None = None
+    """Any SQLAlchemy URL; secret because it usually carries a password."""
+
+    def enabled(self) -> bool:
+        return _check_complete("SQL", {"url": self.url})
+
+
 class UsageFileSettings(BaseModel):
     """Product usage from a CSV file (weekly active users and licensed seats per account)."""
 
@@ -273,6 +284,7 @@ class Settings(BaseSettings):
     intercom: IntercomSettings = IntercomSettings()
     chargebee: ChargebeeSettings = ChargebeeSettings()
     usage_file: UsageFileSettings = UsageFileSettings()
+    sql: SqlSourceSettings = SqlSourceSettings()
     slack: SlackSettings = SlackSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 
@@ -286,6 +298,7 @@ class Settings(BaseSettings):
             "stripe": self.stripe,
             "chargebee": self.chargebee,
             "usage_file": self.usage_file,
+            "sql": self.sql,
         }
         configured = self.source_configs()
         enabled = []
@@ -324,6 +337,7 @@ class Settings(BaseSettings):
             self.freshdesk.api_key,
             self.intercom.access_token,
             self.chargebee.api_key,
+            self.sql.url,
             self.slack.bot_token,
             self.slack.signing_secret,
         ]

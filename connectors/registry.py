@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 from sqlalchemy import Engine
 
-from connectors import chargebee, freshdesk, hubspot, stripe, usage_file, zendesk
+from connectors import chargebee, freshdesk, hubspot, sql_source, stripe, usage_file, zendesk
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.identity import resolve_identities
@@ -34,6 +34,7 @@ BUILT_IN: dict[str, Factory] = {
     "stripe": lambda settings, client: stripe.build(settings, client),
     "chargebee": lambda settings, client: chargebee.build(settings, client),
     "usage_file": lambda settings, client: usage_file.build(settings),
+    "sql": lambda settings, client: sql_source.build(settings),
 }
 
 
