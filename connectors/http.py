@@ -75,6 +75,8 @@ class ClientOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 30.0
     user_agent: str = USER_AGENT
+    clock: Callable[[], float] = time.time
+    """Unix time now, for quota headers that give the reset as a Unix time."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ class QuotaHeaders:
     """Header with the length of the quota window in milliseconds."""
     reset_seconds: str | None = None
     """Header with the seconds left until the quota resets."""
+    reset_at: str | None = None
+    """Header with the Unix time at which the quota resets; a 429 without Retry-After waits
+    until then."""
     window_seconds: float = 10.0
     """Window length when no header says it."""
     low_water: int = 5
@@ -161,9 +166,12 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 class RateLimiter:
     """Spreads the remaining quota over what is left of the window once it runs low."""
 
-    def __init__(self, quotas: tuple[QuotaHeaders, ...], sleep: Sleep) -> None:
+    def __init__(
+        self, quotas: tuple[QuotaHeaders, ...], sleep: Sleep, clock: Callable[[], float] = time.time
+    ) -> None:
         self._quotas = quotas
         self._sleep = sleep
+        self._clock = clock
         self._pause = 0.0
         self.remaining: dict[str, float] = {}
         """The last quota left that the vendor reported, by header name."""
@@ -189,8 +197,25 @@ class RateLimiter:
                 window = ms / 1000
             elif quota.reset_seconds and (s := _number(headers.get(quota.reset_seconds))):
                 window = s
+            elif quota.reset_at and (at := _number(headers.get(quota.reset_at))) is not None:
+                window = max(at - self._clock(), 0.0)
             pause = max(pause, window / (max(remaining, 0) + 1))
         self._pause = pause
+
+    def until_reset(self, headers: httpx.Headers) -> float | None:
+        """Seconds until the quota resets by the vendor's reset-time headers, if it sends any.
+
+        The retry that waits for the reset replaces the pause `observe` planned.
+        """
+        resets = [
+            at
+            for quota in self._quotas
+            if quota.reset_at and (at := _number(headers.get(quota.reset_at))) is not None
+        ]
+        if not resets:
+            return None
+        self._pause = 0.0
+        return max(max(resets) - self._clock(), 0.0)
 
 
 def _number(value: str | None) -> float | None:
@@ -232,7 +257,7 @@ class HttpClient:
             headers={"User-Agent": options.user_agent, **source.headers},
             transport=options.transport,
         )
-        self._limiter = RateLimiter(source.quotas, options.sleep)
+        self._limiter = RateLimiter(source.quotas, options.sleep, options.clock)
         self._policy = options.retry
         self._backoff = wait_exponential_jitter(
             initial=options.retry.backoff_initial,
@@ -323,6 +348,8 @@ class HttpClient:
         vetoed = veto is not None and response.headers.get(veto[0], "").lower() == veto[1]
         if (status == 429 or status >= 500) and not vetoed:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is None and status == 429:
+                wait = self._limiter.until_reset(response.headers)
             raise RetriableError(where, status=status, retry_after=wait)
         detail = scrub(_vendor_message(response), self._secrets())
         raise FatalError(f"{where}: {detail}" if detail else where)

@@ -59,8 +59,14 @@ __all__ = [
 
 SOURCE = "intercom"
 MAX_PAGE_SIZE = 150
-QUOTAS = (QuotaHeaders("X-RateLimit-Remaining", window_seconds=10.0, low_water=10),)
-"""Intercom counts requests in 10-second windows; `X-RateLimit-Reset` is a Unix time."""
+QUOTAS = (
+    QuotaHeaders(
+        "X-RateLimit-Remaining", reset_at="X-RateLimit-Reset", window_seconds=10.0, low_water=10
+    ),
+)
+"""Intercom counts requests in 10-second windows. Its 429 has no Retry-After, only
+`X-RateLimit-Reset` (a Unix time), which the HTTP layer cannot read yet: a 429 is retried
+after the backoff, then the pause for the spent quota (a window)."""
 STATUSES = {"open": "open", "closed": "closed", "snoozed": "pending"}
 PRIORITIES = {"priority": "high", "not_priority": None}
 
@@ -124,7 +130,9 @@ def _text(raw: Mapping[str, Any], field: str, owner: str) -> str | None:
     return (value.strip() or None) if value else None
 
 
-def _time(raw: Mapping[str, Any], field: str, owner: str, *, required: bool = False) -> datetime | None:
+def _time(
+    raw: Mapping[str, Any], field: str, owner: str, *, required: bool = False
+) -> datetime | None:
     value = from_unix(raw.get(field), f"{owner}: {field}")
     if value is None and required:
         raise MappingError(f"{owner}: {field} is missing")
@@ -223,27 +231,21 @@ def map_conversation(raw: Mapping[str, Any]) -> list[Record]:
     return records
 
 
-def _contact_ids(conversation: Mapping[str, Any]) -> list[str]:
-    contacts = conversation.get("contacts")
-    items = contacts.get("contacts") if isinstance(contacts, Mapping) else None
-    if not isinstance(items, list):
+def _ref_ids(parent: Mapping[str, Any], field: str, items: str) -> list[str]:
+    """The ids of a nested list of references, e.g. a conversation's `contacts.contacts`."""
+    holder = parent.get(field)
+    refs = holder.get(items) if isinstance(holder, Mapping) else None
+    if not isinstance(refs, list):
         return []
-    return [c["id"] for c in items if isinstance(c, Mapping) and isinstance(c.get("id"), str)]
-
-
-def _companies_of(contact: Mapping[str, Any]) -> list[str]:
-    companies = contact.get("companies")
-    data = companies.get("data") if isinstance(companies, Mapping) else None
-    if not isinstance(data, list):
-        return []
-    return [c["id"] for c in data if isinstance(c, Mapping) and isinstance(c.get("id"), str)]
+    return [r["id"] for r in refs if isinstance(r, Mapping) and isinstance(r.get("id"), str)]
 
 
 def _with_companies(per_page: int) -> Callable[[Fetcher, list[Json]], list[Json]]:
     """Adds `company_ids` to each conversation: one `id IN` contact search per page."""
 
     def enrich(fetcher: Fetcher, conversations: list[Json]) -> list[Json]:
-        wanted = list(dict.fromkeys(c for conv in conversations for c in _contact_ids(conv)))
+        contacts = [_ref_ids(conv, "contacts", "contacts") for conv in conversations]
+        wanted = list(dict.fromkeys(c for ids in contacts for c in ids))
         companies: dict[str, list[str]] = {}
         for start in range(0, len(wanted), per_page):
             query = {"field": "id", "operator": "IN", "value": wanted[start : start + per_page]}
@@ -256,11 +258,11 @@ def _with_companies(per_page: int) -> Callable[[Fetcher, list[Json]], list[Json]
                 data = body.get("data")
                 for contact in data if isinstance(data, list) else []:
                     if isinstance(contact, Mapping) and isinstance(contact.get("id"), str):
-                        companies[contact["id"]] = _companies_of(contact)
+                        companies[contact["id"]] = _ref_ids(contact, "companies", "data")
                 request = paginator.next_request(request) if paginator.has_more else None
         return [
-            {**conv, "company_ids": [ids[0] for c in _contact_ids(conv) if (ids := companies.get(c))]}
-            for conv in conversations
+            {**conv, "company_ids": [ids[0] for c in mine if (ids := companies.get(c))]}
+            for conv, mine in zip(conversations, contacts, strict=True)
         ]
 
     return enrich

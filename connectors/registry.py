@@ -14,7 +14,16 @@ from importlib.metadata import entry_points
 
 from sqlalchemy import Engine
 
-from connectors import chargebee, freshdesk, hubspot, sql_source, stripe, usage_file, zendesk
+from connectors import (
+    chargebee,
+    freshdesk,
+    hubspot,
+    intercom,
+    sql_source,
+    stripe,
+    usage_file,
+    zendesk,
+)
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.identity import resolve_identities
@@ -31,6 +40,7 @@ BUILT_IN: dict[str, Factory] = {
     "hubspot": lambda settings, client: hubspot.build(settings, client),
     "zendesk": lambda settings, client: zendesk.build(settings, client),
     "freshdesk": lambda settings, client: freshdesk.build(settings, client),
+    "intercom": lambda settings, client: intercom.build(settings, client),
     "stripe": lambda settings, client: stripe.build(settings, client),
     "chargebee": lambda settings, client: chargebee.build(settings, client),
     "usage_file": lambda settings, client: usage_file.build(settings),

@@ -40,6 +40,8 @@ CASES = [
     ("freshdesk", "companies"),
     ("freshdesk", "tickets"),
     ("freshdesk", "deleted_tickets"),
+    ("intercom", "companies"),
+    ("intercom", "conversations"),
     ("chargebee", "customers"),
     ("chargebee", "subscriptions"),
     ("chargebee", "invoices"),

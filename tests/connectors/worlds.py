@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from connectors import chargebee, freshdesk, hubspot, stripe, usage_file, zendesk
+from connectors import chargebee, freshdesk, hubspot, intercom, stripe, usage_file, zendesk
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.sync import Progress, StreamResult, SyncOptions, sync_connector
@@ -19,6 +19,7 @@ from settings import (
     ChargebeeSettings,
     FreshdeskSettings,
     HubSpotSettings,
+    IntercomSettings,
     Settings,
     StripeSettings,
     UsageFileSettings,
@@ -32,6 +33,8 @@ from tests.connectors.fake_freshdesk import DOMAIN as FRESHDESK_DOMAIN
 from tests.connectors.fake_freshdesk import FakeFreshdesk
 from tests.connectors.fake_hubspot import TOKEN as HUBSPOT_TOKEN
 from tests.connectors.fake_hubspot import FakeHubSpot
+from tests.connectors.fake_intercom import TOKEN as INTERCOM_TOKEN
+from tests.connectors.fake_intercom import FakeIntercom
 from tests.connectors.fake_stripe import API_KEY as STRIPE_KEY
 from tests.connectors.fake_stripe import FakeStripe
 from tests.connectors.fake_zendesk import EMAIL as ZENDESK_EMAIL
@@ -131,6 +134,20 @@ def chargebee_world(
     return World(chargebee.build(_settings(chargebee=cfg), client, options), vendor, sleeps)
 
 
+def intercom_world(
+    token: str = INTERCOM_TOKEN,
+    page_size: int = 2,
+    options: intercom.IntercomOptions | None = None,
+) -> World:
+    vendor = FakeIntercom(page_size=page_size)
+    sleeps: list[float] = []
+    cfg = IntercomSettings(access_token=SecretStr(token), page_size=page_size)
+    client = ClientOptions(
+        transport=vendor.transport(), sleep=sleeps.append, clock=lambda: vendor.now.timestamp()
+    )
+    return World(intercom.build(_settings(intercom=cfg), client, options), vendor, sleeps)
+
+
 USAGE_CSV = FIXTURES / "usage_file" / "usage.csv"
 
 
@@ -144,6 +161,7 @@ WORLDS: dict[str, Callable[[], World]] = {
     "zendesk": zendesk_world,
     "stripe": stripe_world,
     "freshdesk": freshdesk_world,
+    "intercom": intercom_world,
     "chargebee": chargebee_world,
     "usage_file": usage_world,
 }
