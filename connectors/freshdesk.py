@@ -1,7 +1,7 @@
 """Freshdesk v2: companies, tickets, and deleted tickets as soft deletes.
 
 Freshdesk answers a list as a bare JSON array and announces the next page in a
-`Link: <...>; rel="next"` header, so `LinkListClient` turns such an answer into one object
+`Link: <...>; rel="next"` header, so `link_envelope` turns such an answer into one object
 (`{"items": [...], "next_link": ...}`) and `LinkHeaderPaginator` follows that link.
 Companies are listed in full on every sync and become `ExternalLink` rows; the CRM id may
 sit in a custom field (`FreshdeskOptions.crm_field`). Tickets are read with
@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from connectors.base import (
     Connector,
     CursorKind,
+    Json,
     Mapper,
     Record,
     Request,
@@ -44,9 +45,9 @@ __all__ = [
     "ApiKeyAuth",
     "FreshdeskOptions",
     "LinkHeaderPaginator",
-    "LinkListClient",
     "UpdatedSincePaginator",
     "build",
+    "link_envelope",
     "map_company",
     "map_deleted_ticket",
     "map_ticket",
@@ -92,21 +93,10 @@ class ApiKeyAuth(httpx.Auth):
         return "ApiKeyAuth(***)"
 
 
-class LinkListClient(HttpClient):
-    """An `HttpClient` that turns a JSON array answer into `{ITEMS: [...], NEXT_LINK: url}`,
-    the URL being the `Link` header's `rel="next"` (None on the last page)."""
-
-    def _send_once(self, request: Request) -> httpx.Response:
-        response = super()._send_once(request)
-        try:
-            body = response.json()
-        except ValueError:
-            return response
-        if not isinstance(body, list):
-            return response
-        link = response.links.get("next", {}).get("url")
-        envelope = {ITEMS: body, NEXT_LINK: link}
-        return httpx.Response(response.status_code, json=envelope, request=response.request)
+def link_envelope(items: list[Any], response: httpx.Response) -> Json:
+    """A bare JSON array answer as `{ITEMS: [...], NEXT_LINK: url}`, the URL being the
+    `Link` header's `rel="next"` (None on the last page)."""
+    return {ITEMS: items, NEXT_LINK: response.links.get("next", {}).get("url")}
 
 
 class LinkHeaderPaginator(Paginator):
@@ -284,6 +274,7 @@ def build(
         settings_hint="FRESHDESK__API_KEY",
         secrets=(cfg.api_key,),
         quotas=QUOTAS,
+        list_envelope=link_envelope,
     )
     per_page = max(1, min(cfg.page_size, MAX_PER_PAGE))
 
@@ -322,6 +313,6 @@ def build(
     return Connector(
         source=SOURCE,
         streams=streams,
-        open=lambda: LinkListClient(http, client),
+        open=lambda: HttpClient(http, client),
         secrets=(cfg.api_key,),
     )

@@ -113,6 +113,8 @@ class HttpSource:
     quotas: tuple[QuotaHeaders, ...] = ()
     no_retry_header: tuple[str, str] | None = None
     """A header and value with which the vendor says a failure must not be retried."""
+    list_envelope: Callable[[list[Any], httpx.Response], Json] | None = None
+    """Turns a bare JSON array answer into an object (e.g. items + the Link header's next)."""
 
 
 class BearerAuth(httpx.Auth):
@@ -299,6 +301,8 @@ class HttpClient:
             raise FatalError(
                 f"{self.source.source}: {request.method} {request.path} did not answer JSON"
             ) from exc
+        if isinstance(body, list) and self.source.list_envelope is not None:
+            body = self.source.list_envelope(body, response)
         if not isinstance(body, dict):
             raise FatalError(
                 f"{self.source.source}: {request.method} {request.path} did not answer an object"
