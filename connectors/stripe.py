@@ -217,6 +217,13 @@ def map_subscription(raw: Mapping[str, Any]) -> list[Record]:
     return [Record(Subscription, values)]
 
 
+def _remaining(invoice: Mapping[str, Any]) -> int:
+    """What is still owed; a payload without `amount_remaining` owes due minus paid."""
+    if invoice.get("amount_remaining") is not None:
+        return int(invoice["amount_remaining"])
+    return max(0, int(invoice.get("amount_due") or 0) - int(invoice.get("amount_paid") or 0))
+
+
 def map_invoice(raw: Mapping[str, Any], deleted_at: datetime | None = None) -> list[Record]:
     """An invoice -> an Invoice row; the subscription is found in either API shape."""
     if not raw.get("status"):
@@ -230,7 +237,7 @@ def map_invoice(raw: Mapping[str, Any], deleted_at: datetime | None = None) -> l
         "subscription_ref": _id(raw.get("subscription")) or _id(details.get("subscription")),
         "status": raw["status"],
         "amount_due_minor": int(raw.get("amount_due") or 0),
-        "amount_remaining_minor": int(raw.get("amount_remaining") or 0),
+        "amount_remaining_minor": _remaining(raw),
         "currency": str(raw.get("currency") or "usd").upper(),
         "attempt_count": int(raw.get("attempt_count") or 0),
         "due_at": from_unix(raw.get("due_date"), "due_date"),

@@ -1,19 +1,23 @@
 """The Stripe connector against localstripe, an independent Stripe emulator, over real HTTP.
 
-One emulator runs for the module, on loopback, holding a small book created through its API
-as Stripe takes it (form-encoded): five customers, a monthly, a yearly, a per-seat and a
-canceled subscription, and the invoices the emulator bills for them. Each test syncs that
-book into a fresh store through `sync_all`, two records a page, so every list is paged.
+One emulator runs for the module, on loopback, holding a book created through its API as
+Stripe takes it (form-encoded): eight customers, one of them deleted again and one without a
+subscription; monthly, yearly and per-seat subscriptions that are active, one that went
+past due when its card declined a charge, and one canceled; and the invoices the emulator
+bills for them, a paid one for each start and an open one for the declined charge. Each test
+syncs that book into a fresh store through `sync_all`, two records a page, so every list
+is paged (the live customers over four pages), and the store must hold exactly that book.
 
 localstripe is not Stripe. Its lists come oldest first, it has plans but no prices (items
-carry only the older `plan` object), it takes no coupon on a subscription, and its
-`/v1/events` knows no `ending_before`. Where such a difference stops a fair expectation the
-test says so with `xfail`, naming the difference.
+carry only the older `plan` object), it takes no coupon on a subscription, its invoices
+carry no `amount_remaining`, and its `/v1/events` knows no `ending_before`. Where such a
+difference stops a fair expectation the test says so with `xfail`, naming the difference.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import selectors
 import subprocess
 import sys
@@ -63,20 +67,37 @@ LOCALSTRIPE_VERSION = "2024-06-20"
 
 
 @dataclass(frozen=True)
+class Billed:
+    """An invoice the emulator made, as the book expects it."""
+
+    customer: str
+    subscription: str
+    status: str
+    amount_due: int
+    amount_paid: int
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
 class Book:
     """What was created in the emulator, and what the store should say about it."""
 
     base_url: str
     customers: dict[str, tuple[str, str, str | None]]
-    """Customer id -> (name, email domain, CRM hint), in creation order."""
+    """Live customer id -> (name, email domain, CRM hint), in creation order."""
+    deleted_customer: str
+    """A customer created between the others and deleted before any sync."""
     subscriptions: dict[str, tuple[str, str, int]]
     """Subscription id -> (customer id, status, MRR in minor units)."""
-    invoice_amounts: dict[str, int]
-    """Subscription id -> the amount due on the invoice that started it."""
+    invoices: dict[str, Billed]
+    """Invoice id -> what it bills, whether it was paid, and how often it was charged."""
     newest_event: str
-    """The id of the last event the book produced (the cancellation)."""
+    """The id of the last event the book produced (the customer's deletion)."""
     coupon_refusal: str | None
     """Why the emulator refused a subscription with a coupon, if it did."""
+
+    def with_status(self, status: str) -> list[str]:
+        return [key for key, (_, s, _) in self.subscriptions.items() if s == status]
 
 
 def _wait_for_port(proc: subprocess.Popen[str], log: Path) -> int:
@@ -149,11 +170,21 @@ def _customer(client: httpx.Client, name: str, email: str, crm_id: str | None) -
     return str(_post(client, "/v1/customers", data)["id"])
 
 
-def _subscribe(client: httpx.Client, customer: str, plan: str, quantity: int = 1) -> str:
+def _subscribe(
+    client: httpx.Client, customer: str, plan: str, quantity: int = 1
+) -> tuple[str, str]:
+    """A new subscription, active on a paid first invoice: (its id, that invoice's id)."""
     data = {"customer": customer, "items[0][plan]": plan, "items[0][quantity]": str(quantity)}
     sub = _post(client, "/v1/subscriptions", data)
     assert sub["status"] == "active", sub
-    return str(sub["id"])
+    return str(sub["id"]), str(sub["latest_invoice"])
+
+
+def _all(client: httpx.Client, path: str, **params: str) -> list[dict[str, Any]]:
+    body = client.get(path, params={**params, "limit": 100}).json()
+    assert body["has_more"] is False
+    data: list[dict[str, Any]] = body["data"]
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -163,24 +194,37 @@ def book(localstripe_url: str) -> Book:
         plan = {"product": product, "currency": "usd"}
         monthly = _post(client, "/v1/plans", {**plan, "amount": "5000", "interval": "month"})
         yearly = _post(client, "/v1/plans", {**plan, "amount": "100000", "interval": "year"})
+        quarterly = {**plan, "amount": "18000", "interval": "month", "interval_count": "3"}
+        quarterly = _post(client, "/v1/plans", quarterly)
         acme = _customer(client, "Acme", "ops@acme.com", "5001")
         globex = _customer(client, "Globex", "billing@globex.io", "5002")
         initech = _customer(client, "Initech", "it@initech.com", "5003")
         hooli = _customer(client, "Hooli", "ap@hooli.xyz", None)
         stark = _customer(client, "Stark", "finance@stark.example", " 5005 ")
+        umbrella = _customer(client, "Umbrella", "legal@umbrella.example", "5006")
+        wayne = _customer(client, "Wayne", "billing@wayne.example", "5007")
+        soylent = _customer(client, "Soylent", "sales@soylent.example", "5008")
         customers = {
             acme: ("Acme", "acme.com", "5001"),
             globex: ("Globex", "globex.io", "5002"),
             initech: ("Initech", "initech.com", "5003"),
             hooli: ("Hooli", "hooli.xyz", None),
             stark: ("Stark", "stark.example", "5005"),
+            wayne: ("Wayne", "wayne.example", "5007"),
+            soylent: ("Soylent", "soylent.example", "5008"),
         }
-        subs = {
-            _subscribe(client, acme, monthly["id"]): (acme, "active", 5000),
-            _subscribe(client, globex, yearly["id"]): (globex, "active", 8333),  # 100000 / 12
-            _subscribe(client, initech, monthly["id"], 4): (initech, "active", 20000),
-        }
-        amounts = dict(zip(subs, (5000, 100000, 20000), strict=True))
+        subs: dict[str, tuple[str, str, int]] = {}
+        invoices: dict[str, Billed] = {}
+
+        def start(customer: str, plan: str, quantity: int, mrr: int, amount: int) -> str:
+            sub, invoice = _subscribe(client, customer, plan, quantity)
+            subs[sub] = (customer, "active", mrr)
+            invoices[invoice] = Billed(customer, sub, "paid", amount, amount)
+            return sub
+
+        start(acme, monthly["id"], 1, 5000, 5000)
+        start(globex, yearly["id"], 1, 8333, 100000)  # 100000 / 12
+        start(initech, monthly["id"], 4, 20000, 20000)
 
         _post(
             client, "/v1/coupons", {"id": "FOREVER25", "percent_off": "25", "duration": "forever"}
@@ -189,26 +233,54 @@ def book(localstripe_url: str) -> Book:
         response = client.post("/v1/subscriptions", data=attempt)
         refusal = None
         if response.status_code == 200:
-            subs[response.json()["id"]] = (stark, "active", 3750)
+            sub = response.json()
+            subs[sub["id"]] = (stark, "active", 3750)
+            invoices[sub["latest_invoice"]] = Billed(stark, sub["id"], "paid", 3750, 3750)
         else:
             refusal = f"HTTP {response.status_code} {response.json()['error']['message']!r}"
 
-        canceled = _subscribe(client, hooli, monthly["id"])
-        amounts[canceled] = 5000
+        canceled = start(hooli, monthly["id"], 1, 5000, 5000)
         ended = client.delete(f"/v1/subscriptions/{canceled}")
         assert ended.status_code == 200, ended.text
         assert ended.json()["status"] == "canceled"
-        subs[canceled] = (hooli, "canceled", 0)
+        subs[canceled] = (hooli, "canceled", 0)  # its paid first invoice stays paid
 
-        events = client.get("/v1/events", params={"limit": 100}).json()
-        assert events["has_more"] is False
+        # Past due: the card on file now attaches but declines every charge (localstripe's
+        # 4000000000000341), and a move to a quarterly plan bills at once: 18000 for the
+        # quarter less 5000 for the unused month. The charge fails, the invoice stays open
+        # after one attempt and the subscription, which had started, goes past due.
+        late = start(wayne, monthly["id"], 1, 5000, 5000)
+        declining = {"invoice_settings[default_payment_method]": "pm_card_chargeCustomerFail"}
+        _post(client, f"/v1/customers/{wayne}", declining)
+        moved = _post(client, f"/v1/subscriptions/{late}", {"items[0][plan]": quarterly["id"]})
+        assert moved["status"] == "past_due", moved
+        assert moved["latest_invoice"] not in invoices
+        subs[late] = (wayne, "past_due", 6000)  # 18000 a quarter
+        invoices[str(moved["latest_invoice"])] = Billed(wayne, late, "open", 13000, 0)
+
+        gone = client.delete(f"/v1/customers/{umbrella}")
+        assert gone.status_code == 200, gone.text
+        assert gone.json() == {"id": umbrella, "object": "customer", "deleted": True}
+
+        # the emulator holds exactly the book
+        assert [c["id"] for c in _all(client, "/v1/customers")] == list(customers)
+        listed_subs = _all(client, "/v1/subscriptions", status="all")
+        assert {s["id"]: s["status"] for s in listed_subs} == {
+            key: status for key, (_, status, _) in subs.items()
+        }
+        assert {
+            i["id"]: (i["status"], i["amount_due"], i["amount_paid"], i["attempt_count"])
+            for i in _all(client, "/v1/invoices")
+        } == {
+            key: (b.status, b.amount_due, b.amount_paid, b.attempts) for key, b in invoices.items()
+        }
+
         [newest] = [
             e["id"]
-            for e in events["data"]
-            if e["type"] == "customer.subscription.deleted"
-            and e["data"]["object"]["id"] == canceled
+            for e in _all(client, "/v1/events")
+            if e["type"] == "customer.deleted" and e["data"]["object"]["id"] == umbrella
         ]
-    return Book(localstripe_url, customers, subs, amounts, newest, refusal)
+    return Book(localstripe_url, customers, umbrella, subs, invoices, newest, refusal)
 
 
 # Running the connector ----------------------------------------------------------------------
@@ -305,18 +377,31 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def test_customers_land_as_links_with_their_crm_hint(book: Book, engine: Engine) -> None:
     summary, _ = _sync(engine, book)
     _assert_lists_ok(summary)
+    got = {
+        key: (link.source, link.kind, link.name, link.domain, link.crm_hint, link.deleted_at)
+        for key, link in _rows(engine, ExternalLink).items()
+    }
+    want = {
+        key: ("stripe", "customer", name, domain, hint, None)
+        for key, (name, domain, hint) in book.customers.items()
+    }
+    assert got == want
+
+
+def test_a_customer_deleted_before_the_sync_is_not_stored(book: Book, engine: Engine) -> None:
+    # Deleted before the first listing, the customer is never listed, so not even a
+    # tombstone is written (tombstones come from `customer.deleted` events read after it).
+    gone = httpx.get(
+        f"{book.base_url}/v1/customers/{book.deleted_customer}", auth=(API_KEY, ""), timeout=10
+    )
+    assert gone.status_code == 404
+    summary, _ = _sync(engine, book)
+    assert _result(summary, "customers").records == len(book.customers)
     links = _rows(engine, ExternalLink)
-    assert set(links) == set(book.customers)
-    for customer, (name, domain, hint) in book.customers.items():
-        link = links[customer]
-        assert (link.source, link.kind, link.name, link.domain) == (
-            "stripe",
-            "customer",
-            name,
-            domain,
-        )
-        assert link.crm_hint == hint
-        assert link.deleted_at is None
+    live = {key for key, link in links.items() if link.deleted_at is None}
+    assert live == set(links) == set(book.customers)
+    assert book.deleted_customer not in links
+    assert _quarantined(engine, "customers") == {}
 
 
 def test_lists_are_paged_to_the_end_in_the_emulators_oldest_first_order(
@@ -325,14 +410,28 @@ def test_lists_are_paged_to_the_end_in_the_emulators_oldest_first_order(
     summary, requests = _sync(engine, book)
     customers = _requests(requests, "/v1/customers")
     assert all(r.url.params["limit"] == str(PAGE_SIZE) for r in customers)
-    # five customers, two a page: each next page starts after the last id of the one before,
-    # which in localstripe's oldest-first order is the second and the fourth created
+    # two live customers a page: each next page starts after the last id of the one before,
+    # in localstripe's oldest-first order, the deleted customer being gone from it
     order = list(book.customers)
-    assert [r.url.params.get("starting_after") for r in customers] == [None, order[1], order[3]]
-    assert (_result(summary, "customers").pages, _result(summary, "customers").records) == (3, 5)
-    subscriptions = _result(summary, "subscriptions")
-    assert subscriptions.pages == len(_requests(requests, "/v1/subscriptions")) == 2
-    assert _result(summary, "invoices").pages == len(_requests(requests, "/v1/invoices")) == 2
+    pages = math.ceil(len(order) / PAGE_SIZE)
+    assert pages >= 3
+    after = [None, *(order[page * PAGE_SIZE - 1] for page in range(1, pages))]
+    assert [r.url.params.get("starting_after") for r in customers] == after
+    assert (_result(summary, "customers").pages, _result(summary, "customers").records) == (
+        pages,
+        len(order),
+    )
+    for stream, path, count in (
+        ("subscriptions", "/v1/subscriptions", len(book.subscriptions)),
+        ("invoices", "/v1/invoices", len(book.invoices)),
+    ):
+        result = _result(summary, stream)
+        expected = math.ceil(count / PAGE_SIZE)
+        assert (result.pages, len(_requests(requests, path)), result.records) == (
+            expected,
+            expected,
+            count,
+        ), stream
 
 
 # Subscriptions ------------------------------------------------------------------------------
@@ -348,13 +447,11 @@ def test_every_subscription_is_fetched_canceled_included(book: Book, engine: Eng
     subs = _rows(engine, Subscription)
     assert set(subs) | set(_quarantined(engine, "subscriptions")) == set(book.subscriptions)
     # a canceled subscription bills nothing, whatever its items say
-    [(canceled, (customer, _, _))] = [
-        (key, values) for key, values in book.subscriptions.items() if values[1] == "canceled"
-    ]
+    [canceled] = book.with_status("canceled")
     row = subs[canceled]
     assert (row.source, row.account_ref, row.status, row.mrr_minor, row.currency) == (
         "stripe",
-        customer,
+        book.subscriptions[canceled][0],
         "canceled",
         0,
         "USD",
@@ -365,14 +462,47 @@ def test_every_subscription_is_fetched_canceled_included(book: Book, engine: Eng
 
 
 def test_subscriptions_land_with_status_and_mrr(book: Book, engine: Engine) -> None:
+    assert {status for _, status, _ in book.subscriptions.values()} == {
+        "active",
+        "past_due",
+        "canceled",
+    }
     _sync(engine, book)
     assert _quarantined(engine, "subscriptions") == {}
     subs = _rows(engine, Subscription)
-    got = {key: (s.account_ref, s.status, s.mrr_minor, s.currency) for key, s in subs.items()}
-    want = {key: (*values, "USD") for key, values in book.subscriptions.items()}
+    got = {
+        key: (s.source, s.account_ref, s.status, s.mrr_minor, s.currency, s.ended_at is None)
+        for key, s in subs.items()
+    }
+    want = {
+        key: ("stripe", customer, status, mrr, "USD", status != "canceled")
+        for key, (customer, status, mrr) in book.subscriptions.items()
+    }
     assert got == want
-    canceled = [key for key, (_, status, _) in book.subscriptions.items() if status == "canceled"]
-    assert all(subs[key].ended_at is not None for key in canceled)
+
+
+def test_a_past_due_subscription_keeps_its_mrr_and_owes_its_invoice(
+    book: Book, engine: Engine
+) -> None:
+    _sync(engine, book)
+    [late] = book.with_status("past_due")
+    row = _rows(engine, Subscription)[late]
+    assert (row.status, row.mrr_minor, row.canceled_at, row.ended_at) == (
+        "past_due",
+        6000,
+        None,
+        None,
+    )
+    # its first month was paid; the declined charge for the quarter is open after one attempt
+    billed = {
+        key: (i.status, i.amount_due_minor, i.attempt_count, i.paid_at is not None)
+        for key, i in _rows(engine, Invoice).items()
+        if i.subscription_ref == late
+    }
+    seeded = {key: b.status for key, b in book.invoices.items() if b.subscription == late}
+    assert sorted(seeded.values()) == ["open", "paid"]
+    expected = {"paid": ("paid", 5000, 1, True), "open": ("open", 13000, 1, False)}
+    assert billed == {key: expected[status] for key, status in seeded.items()}
 
 
 def test_a_forever_coupon_lowers_mrr(book: Book, engine: Engine) -> None:
@@ -389,22 +519,60 @@ def test_a_forever_coupon_lowers_mrr(book: Book, engine: Engine) -> None:
 # Invoices -----------------------------------------------------------------------------------
 
 
-def test_invoices_land_with_their_subscription_and_amount(book: Book, engine: Engine) -> None:
+def test_invoices_land_with_their_subscription_status_and_amount(
+    book: Book, engine: Engine
+) -> None:
     summary, _ = _sync(engine, book)
     assert _result(summary, "invoices").status == "ok"
-    invoices = _rows(engine, Invoice)
-    listed = httpx.get(
-        f"{book.base_url}/v1/invoices", params={"limit": 100}, auth=(API_KEY, ""), timeout=10
-    ).json()
-    assert set(invoices) == {i["id"] for i in listed["data"]}
-    by_subscription = {i.subscription_ref: i for i in invoices.values()}
-    for sub, amount in book.invoice_amounts.items():
-        invoice = by_subscription[sub]
-        customer = book.subscriptions[sub][0]
-        assert (invoice.source, invoice.account_ref, invoice.status) == ("stripe", customer, "paid")
-        assert (invoice.amount_due_minor, invoice.amount_remaining_minor) == (amount, 0)
-        assert (invoice.currency, invoice.attempt_count) == ("USD", 1)
-        assert invoice.paid_at is not None
+    assert _quarantined(engine, "invoices") == {}
+    got = {
+        key: (
+            i.source,
+            i.account_ref,
+            i.subscription_ref,
+            i.status,
+            i.amount_due_minor,
+            i.currency,
+            i.attempt_count,
+            i.paid_at is not None,
+        )
+        for key, i in _rows(engine, Invoice).items()
+    }
+    want = {
+        key: (
+            "stripe",
+            b.customer,
+            b.subscription,
+            b.status,
+            b.amount_due,
+            "USD",
+            b.attempts,
+            b.status == "paid",
+        )
+        for key, b in book.invoices.items()
+    }
+    assert got == want
+
+
+def test_invoices_keep_what_is_still_owed(book: Book, engine: Engine) -> None:
+    _sync(engine, book)
+    got = {key: i.amount_remaining_minor for key, i in _rows(engine, Invoice).items()}
+    want = {key: b.amount_due - b.amount_paid for key, b in book.invoices.items()}
+    paid = {key for key, b in book.invoices.items() if b.status == "paid"}
+    assert {key: got[key] for key in paid} == {key: 0 for key in paid}
+    if got != want:
+        wrong = sorted(key for key in want if got.get(key) != want[key])
+        payloads = [
+            httpx.get(f"{book.base_url}/v1/invoices/{key}", auth=(API_KEY, ""), timeout=10).json()
+            for key in wrong
+        ]
+        if all("amount_remaining" not in p and got[p["id"]] == 0 for p in payloads):
+            pytest.xfail(
+                "localstripe's invoices carry no amount_remaining (only amount_due and "
+                "amount_paid), and the connector reads a missing amount_remaining as 0, so "
+                f"the open invoice(s) {wrong} are stored as owing nothing"
+            )
+    assert got == want
 
 
 # A second sync ------------------------------------------------------------------------------
@@ -415,7 +583,7 @@ def test_a_second_sync_lists_nothing_again_and_changes_nothing(book: Book, engin
     _assert_lists_ok(first)
     before = _snapshot(engine)
     assert len(before["ExternalLink"]) == len(book.customers)
-    assert len(before["Invoice"]) == len(book.invoice_amounts)
+    assert len(before["Invoice"]) == len(book.invoices)
 
     second, requests = _sync(engine, book)
     assert {r.url.path for r in requests} == {"/v1/events"}
