@@ -214,6 +214,53 @@ def table_of(model: type[SQLModel]) -> Table:
 
 def validate_record(record: Record) -> None:
     """Raise MappingError when the values could not be stored in the record's table."""
+    values = record.values
+    plan = _plan(table_of(record.model), tuple(values))
+    if plan is not None:
+        for name in plan:
+            if values[name] is None:
+                break
+        else:
+            for value in values.values():
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    break
+            else:
+                return
+    _validate_slowly(record)
+
+
+_PLANS: dict[tuple[Table, tuple[str, ...]], tuple[str, ...] | None] = {}
+
+
+def _plan(table: Table, names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The given columns that must not be None, when these names could be valid at all.
+
+    None when the names alone break a rule (an unknown or a missing required column):
+    the full check then says which. Cached per table and tuple of names.
+    """
+    key = (table, names)
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    given = set(names)
+    plan: tuple[str, ...] | None = tuple(
+        c.name for c in table.columns if c.name in given and not c.nullable
+    )
+    if given - set(table.columns.keys()):
+        plan = None
+    for column in table.columns:
+        has_default = column.default is not None or column.server_default is not None
+        absent = column.name not in given and not has_default and not column.primary_key
+        if absent and not column.nullable:
+            plan = None
+    if len(_PLANS) > 4096:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _validate_slowly(record: Record) -> None:
     table = table_of(record.model)
     unknown = set(record.values) - set(table.columns.keys())
     if unknown:

@@ -5,7 +5,9 @@
 errors are retried, waiting `Retry-After` when the vendor sends it (seconds or an HTTP date)
 and exponential backoff with jitter otherwise, within a cap on attempts and on total time.
 A `RateLimiter` reads the vendor's remaining-quota headers (declared as data per source)
-and slows down before the vendor has to answer 429. The sleep function is injected through
+and slows down before the vendor has to answer 429; a limit the vendor enforces without
+reporting it in headers (HubSpot's search: 5 requests per second) is declared as a
+`RequestBudget` and kept by spacing the requests it covers. The sleep function is injected through
 `ClientOptions`, so tests wait for nothing yet can assert every wait that was asked for.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +46,7 @@ __all__ = [
     "HttpSource",
     "QuotaHeaders",
     "RateLimiter",
+    "RequestBudget",
     "RetryPolicy",
     "retry_after_seconds",
 ]
@@ -77,6 +81,8 @@ class ClientOptions:
     user_agent: str = USER_AGENT
     clock: Callable[[], float] = time.time
     """Unix time now, for quota headers that give the reset as a Unix time."""
+    monotonic: Callable[[], float] = time.monotonic
+    """Seconds that never go back, for spacing requests under a `RequestBudget`."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,22 @@ class QuotaHeaders:
 
 
 @dataclass(frozen=True)
+class RequestBudget:
+    """A limit the vendor enforces but does not report in headers.
+
+    At most `limit` requests whose path ends with `path_suffix` in any `window_seconds`;
+    the client spaces them so that the vendor never has to answer 429.
+    """
+
+    path_suffix: str
+    limit: int
+    window_seconds: float
+    margin: float = 0.02
+    """Share of the window added to it, for a request that takes longer to arrive than
+    the one it follows."""
+
+
+@dataclass(frozen=True)
 class HttpSource:
     """Everything source-specific about talking to one vendor."""
 
@@ -111,6 +133,8 @@ class HttpSource:
     secrets: tuple[SecretStr, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     quotas: tuple[QuotaHeaders, ...] = ()
+    budgets: tuple[RequestBudget, ...] = ()
+    """Limits without headers, kept by spacing requests."""
     no_retry_header: tuple[str, str] | None = None
     """A header and value with which the vendor says a failure must not be retried."""
     list_envelope: Callable[[list[Any], httpx.Response], Json] | None = None
@@ -166,24 +190,49 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 class RateLimiter:
-    """Spreads the remaining quota over what is left of the window once it runs low."""
+    """Spreads the remaining quota over what is left of the window once it runs low.
+
+    Requests under a `RequestBudget` are spaced too: the one `limit` places after a request
+    sent at `t` waits until `t` plus the window. Send times are the ones scheduled, not what
+    the clock says after a sleep, so the spacing holds whatever the sleep really does.
+    """
 
     def __init__(
-        self, quotas: tuple[QuotaHeaders, ...], sleep: Sleep, clock: Callable[[], float] = time.time
+        self,
+        quotas: tuple[QuotaHeaders, ...],
+        sleep: Sleep,
+        clock: Callable[[], float] = time.time,
+        budgets: tuple[RequestBudget, ...] = (),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._quotas = quotas
         self._sleep = sleep
         self._clock = clock
+        self._monotonic = monotonic
         self._pause = 0.0
+        self._sent = {b: deque[float](maxlen=b.limit) for b in budgets if b.limit > 0}
         self.remaining: dict[str, float] = {}
         """The last quota left that the vendor reported, by header name."""
 
-    def wait(self) -> None:
+    def wait(self, request: Request | None = None) -> None:
         """Called before each request."""
         if self._pause > 0:
             log.debug("quota running low: pausing %.2fs", self._pause)
             self._sleep(self._pause)
             self._pause = 0.0
+        if request is None:
+            return
+        for budget, sent in self._sent.items():
+            if not request.path.endswith(budget.path_suffix):
+                continue
+            now = self._monotonic()
+            at = now
+            if len(sent) == budget.limit:
+                at = max(now, sent[0] + budget.window_seconds * (1 + budget.margin))
+            if at > now:
+                log.debug("%s budget: pausing %.3fs", budget.path_suffix, at - now)
+                self._sleep(at - now)
+            sent.append(at)
 
     def observe(self, headers: httpx.Headers) -> None:
         """Called after each response."""
@@ -259,7 +308,9 @@ class HttpClient:
             headers={"User-Agent": options.user_agent, **source.headers},
             transport=options.transport,
         )
-        self._limiter = RateLimiter(source.quotas, options.sleep, options.clock)
+        self._limiter = RateLimiter(
+            source.quotas, options.sleep, options.clock, source.budgets, options.monotonic
+        )
         self._policy = options.retry
         self._backoff = wait_exponential_jitter(
             initial=options.retry.backoff_initial,
@@ -310,7 +361,7 @@ class HttpClient:
         return body
 
     def _send_once(self, request: Request) -> httpx.Response:
-        self._limiter.wait()
+        self._limiter.wait(request)
         try:
             response = self._client.request(
                 request.method,

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from connectors.base import (
     Connector,
@@ -160,8 +161,13 @@ def map_records(source: str, spec: StreamSpec, raw: Sequence[Json]) -> _MappedPa
     return page
 
 
+@cache
+def _has_source(model: type[SQLModel]) -> bool:
+    return "source" in table_of(model).columns
+
+
 def _stamp(source: str, record: Record) -> Record:
-    if "source" in record.values or "source" not in table_of(record.model).columns:
+    if "source" in record.values or not _has_source(record.model):
         return record
     return Record(record.model, {"source": source, **record.values}, record.keys)
 
@@ -170,13 +176,17 @@ def _upsert_records(session: Session, records: Sequence[Record]) -> None:
     """Upsert a page's rows: last state of each key wins, one statement per shape."""
     latest: dict[tuple[Any, ...], Record] = {}
     for rec in records:
-        key = (rec.model, *(rec.values[k] for k in rec.keys))
+        values = rec.values
+        key = (rec.model, *[values[k] for k in rec.keys])
         latest.pop(key, None)
         latest[key] = rec
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    columns: dict[tuple[str, ...], tuple[str, ...]] = {}
     for rec in latest.values():
-        shape = (rec.model, rec.keys, tuple(sorted(rec.values)))
-        groups.setdefault(shape, []).append(rec.values)
+        names = tuple(rec.values)
+        if (ordered := columns.get(names)) is None:
+            ordered = columns[names] = tuple(sorted(names))
+        groups.setdefault((rec.model, rec.keys, ordered), []).append(rec.values)
     for (model, keys, _), rows in groups.items():
         bulk_upsert(session, model, rows, keys=keys)
 

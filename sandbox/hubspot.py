@@ -137,6 +137,7 @@ class _HubSpot:
             "deals": [],
         }
         self.defaults = {"companies": COMPANY_DEFAULTS, "deals": DEAL_DEFAULTS}
+        self._orders: dict[tuple[str, str, bool], list[CrmObject]] = {}
         self.links: dict[tuple[str, str], dict[str, list[str]]] = {
             ("deals", "companies"): {},
             ("companies", "deals"): {},
@@ -214,7 +215,7 @@ class _HubSpot:
                 if not groups
                 or any(all(matches(o, f) for f in g.get("filters", [])) for g in groups)
             ]
-            rows = self._sorted(rows, query.get("sorts") or [])
+            rows = self._sorted(kind, rows, query.get("sorts") or [])
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return _error(400, f"Invalid search request: {exc}", "VALIDATION_ERROR")
         if after + limit > self.search_cap:
@@ -234,14 +235,29 @@ class _HubSpot:
             body["paging"] = {"next": {"after": str(after + limit)}}
         return json_response(body)
 
-    @staticmethod
-    def _sorted(rows: list[CrmObject], sorts: list[Any]) -> list[CrmObject]:
+    def _sorted(self, kind: str, rows: list[CrmObject], sorts: list[Any]) -> list[CrmObject]:
+        """`rows` (objects of `kind`) in the order of the first sort.
+
+        Every object of the kind is sorted once per sort and cached; picking `rows` out of
+        that order gives what sorting them would, as ties are broken by id.
+        """
         for spec in reversed(sorts[:1]):
             if isinstance(spec, str):
                 name, descending = spec.lstrip("-"), spec.startswith("-")
             else:
                 name, descending = spec["propertyName"], spec.get("direction") == "DESCENDING"
-            rows = sorted(rows, key=lambda o: (sort_key(o, name), int(o.id)), reverse=descending)
+            key = (kind, name, descending)
+            if key not in self._orders:
+                self._orders[key] = sorted(
+                    self.objects[kind],
+                    key=lambda o: (sort_key(o, name), int(o.id)),
+                    reverse=descending,
+                )
+            if len(rows) == len(self.objects[kind]):
+                rows = self._orders[key]
+            else:
+                chosen = {id(o) for o in rows}
+                rows = [o for o in self._orders[key] if id(o) in chosen]
         return rows
 
     async def associations(self, request: Request) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any
 
 from sandbox.emulator import iso_ms
@@ -116,8 +117,11 @@ def deal_object(d: Deal) -> CrmObject:
     return CrmObject(d.id, props, d.created_at, d.updated_at)
 
 
+@lru_cache(maxsize=1 << 17)
 def _coerce(name: str, raw: str) -> float | str:
-    """A property or filter value as something comparable: epoch ms, a number or a string."""
+    """A property or filter value as something comparable: epoch ms, a number or a string.
+
+    Cached: searches compare the same property values request after request."""
     if name in _DATETIME or name in _DATE:
         if raw.lstrip("-").isdigit():
             return float(raw)
@@ -140,6 +144,9 @@ def _coerce(name: str, raw: str) -> float | str:
 def sort_key(obj: CrmObject, name: str) -> tuple[int, float | str]:
     raw = obj.properties.get(name)
     return (1, "") if raw is None else (0, _coerce(name, raw))
+
+
+_TESTS = {"EQ": (0,), "NEQ": (-1, 1), "GT": (1,), "GTE": (0, 1), "LT": (-1,), "LTE": (-1, 0)}
 
 
 def matches(obj: CrmObject, flt: Mapping[str, Any]) -> bool:
@@ -169,10 +176,9 @@ def matches(obj: CrmObject, flt: Mapping[str, Any]) -> bool:
     if op == "BETWEEN":
         high = _coerce(name, str(flt.get("highValue", "")))
         return _cmp(want, have) <= 0 <= _cmp(high, have)
-    tests = {"EQ": (0,), "NEQ": (-1, 1), "GT": (1,), "GTE": (0, 1), "LT": (-1,), "LTE": (-1, 0)}
-    if op not in tests:
+    if op not in _TESTS:
         raise FilterError(f"operator {op} is not supported")
-    return _cmp(have, want) in tests[op]
+    return _cmp(have, want) in _TESTS[op]
 
 
 def _cmp(a: float | str, b: float | str) -> int:

@@ -58,7 +58,9 @@ def vendor_apps(
 def serve_apps(apps: Mapping[str, ASGIApp]) -> Iterator[str]:
     """Run `apps` under one loopback server; yields its base URL, e.g. `http://127.0.0.1:51234`."""
     root = Starlette(routes=[Mount(f"/{name}", app=app) for name, app in apps.items()])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it each small response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

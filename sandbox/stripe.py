@@ -142,12 +142,13 @@ class _Stripe:
         if name in ("subscriptions", "invoices") and (customer := params.get("customer")):
             rows = [r for r in rows if r.customer_id == customer]
         if name == "subscriptions":
-            status = params.get("status")
+            status, price = params.get("status"), params.get("price")
             rows = [s for s in rows if _status_matches(status, s.status)
-                    and params.get("price") in (None, s.price_id)]  # fmt: skip
+                    and price in (None, s.price_id)]  # fmt: skip
         if name == "invoices":
-            rows = [i for i in rows if params.get("status") in (None, i.status)
-                    and params.get("subscription") in (None, i.subscription_id)]  # fmt: skip
+            status, subscription = params.get("status"), params.get("subscription")
+            rows = [i for i in rows if status in (None, i.status)
+                    and subscription in (None, i.subscription_id)]  # fmt: skip
         if name == "events":
             oldest = self.clock() - EVENT_RETENTION_DAYS * 86_400
             types = params.getlist("types[]") or ([params["type"]] if params.get("type") else [])
@@ -161,6 +162,8 @@ class _Stripe:
             "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
             "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
         }  # fmt: skip
+        if not bounds:
+            return rows
         return [
             r for r in rows if all(checks[op](unix(_created(r)), v) for op, v in bounds.items())
         ]
@@ -197,10 +200,12 @@ class _Stripe:
             )
         rank = self.rank[name]
         if after:
-            newer_first = [r for r in rows if rank[r.id] > rank[after]]
+            pivot = rank[after]
+            newer_first = [r for r in rows if rank[r.id] > pivot]
             page, more = newer_first[:limit], len(newer_first) > limit
         elif before:
-            newer = [r for r in rows if rank[r.id] < rank[before]]
+            pivot = rank[before]
+            newer = [r for r in rows if rank[r.id] < pivot]
             page, more = newer[-limit:], len(newer) > limit
         else:
             page, more = rows[:limit], len(rows) > limit

@@ -18,6 +18,7 @@ import base64
 import binascii
 from bisect import bisect_right
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -170,6 +171,7 @@ class _Zendesk:
         self.orgs = sorted(book.organizations, key=lambda o: (unix(o.updated_at), o.id))
         self.org_keys = [unix(o.updated_at) for o in self.orgs]
         self.ratings = sorted(book.satisfaction_ratings, key=lambda s: s.id)
+        self.rating_ids = [s.id for s in self.ratings]
         self.comments = {s.id: s.comment for s in book.satisfaction_ratings}
 
     def _break(
@@ -248,13 +250,16 @@ class _Zendesk:
         if not 0 < size <= 100:
             return _error(400, "InvalidPaginationParameter", "page[size] must be between 1 and 100")
         score = params.get("score")
-        rows = [
-            s for s in self.ratings
-            if s.id > after_id
-            and (start is None or unix(s.created_at) >= start)
-            and (end is None or unix(s.created_at) <= end)
-            and score in (None, "received", s.score)
-        ]  # fmt: skip
+        rows: list[SatisfactionRating] = []
+        for s in islice(self.ratings, bisect_right(self.rating_ids, after_id), None):
+            if (
+                (start is None or unix(s.created_at) >= start)
+                and (end is None or unix(s.created_at) <= end)
+                and score in (None, "received", s.score)
+            ):
+                rows.append(s)
+                if len(rows) > size:  # one past the page says whether there are more
+                    break
         page, more = rows[:size], len(rows) > size
         after = _encode(page[-1].id) if page else None
         before = _encode(page[0].id) if page else None
