@@ -34,7 +34,14 @@ from connectors.base import (
     to_minor,
 )
 from connectors.errors import MappingError, PagingError
-from connectors.http import BearerAuth, ClientOptions, HttpClient, HttpSource, QuotaHeaders
+from connectors.http import (
+    BearerAuth,
+    ClientOptions,
+    HttpClient,
+    HttpSource,
+    QuotaHeaders,
+    RequestBudget,
+)
 from connectors.paginators import CursorAfterPaginator
 from settings import ConfigError, Settings
 from store.models import Account, Csm, Opportunity, Team
@@ -86,6 +93,8 @@ QUOTAS = (
         low_water=5,
     ),
 )
+SEARCH_BUDGETS = (RequestBudget("/search", 5, 1.0),)
+"""Search answers without rate-limit headers; its own limit is 5 requests per second."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,8 @@ class SearchPaginator(CursorAfterPaginator):
             stamps = [m for r in results if (m := _modified(r)) is not None]
             if not stamps:
                 raise PagingError("hubspot search page without any hs_lastmodifieddate at the cap")
+            # A new query pages from `after` 0 again: its tokens repeat the last query's.
+            self._seen = {t for t in self._seen if t.startswith("since:")}
             return True, f"since:{_ms(max(stamps))}"
         return more, token
 
@@ -352,6 +363,7 @@ def build(
         settings_hint="HUBSPOT__TOKEN",
         secrets=(cfg.token,),
         quotas=QUOTAS,
+        budgets=SEARCH_BUDGETS,
     )
     limit = min(opts.search_limit, 200)
     fields = dict(settings.source_config(SOURCE).fields)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import JSONType, UTCDateTime, utcnow
@@ -115,7 +115,10 @@ class Opportunity(SQLModel, table=True):
     """A CRM deal: new business, expansion or renewal; feeds ARR and renewal dates."""
 
     __tablename__ = "opportunities"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_opportunities_source_account_ref", "source", "account_ref"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str

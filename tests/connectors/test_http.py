@@ -20,6 +20,8 @@ from connectors.http import (
     HttpClient,
     HttpSource,
     QuotaHeaders,
+    RateLimiter,
+    RequestBudget,
     RetryPolicy,
     retry_after_seconds,
 )
@@ -249,3 +251,21 @@ def test_rate_limiter_reads_reset_seconds() -> None:
     client.fetch(GET)
     client.fetch(GET)
     assert sleeps == [15.0]
+
+
+def test_a_request_budget_spaces_requests_so_the_vendor_never_says_429() -> None:
+    sleeps: list[float] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    budget = RequestBudget("/search", limit=5, window_seconds=1.0, margin=0.0)
+    limiter = RateLimiter((), sleep, budgets=(budget,), monotonic=lambda: now[0])
+    search = Request("POST", "/crm/v3/objects/companies/search")
+    for _ in range(12):  # instantaneous requests: 5 go at once, then one per window slot
+        limiter.wait(search)
+    assert sleeps == [1.0, 1.0]  # the 6th waits for the 1st to leave the window, the 11th too
+    limiter.wait(Request("GET", "/crm/v3/owners"))  # other paths are not in the budget
+    assert sleeps == [1.0, 1.0]

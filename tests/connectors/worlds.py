@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,7 +83,10 @@ def hubspot_world(
     vendor = FakeHubSpot(HUBSPOT_TOKEN, result_cap=result_cap)
     sleeps: list[float] = []
     settings = _settings(hubspot=HubSpotSettings(token=SecretStr(token), page_size=page_size))
-    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
+    ticks = itertools.count(0.0, 1.0)  # a second between requests: search pacing never waits
+    client = ClientOptions(
+        transport=vendor.transport(), sleep=sleeps.append, monotonic=lambda: next(ticks)
+    )
     options = hubspot.HubSpotOptions(search_limit=page_size, result_cap=result_cap)
     return World(hubspot.build(settings, client, options), vendor, sleeps)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 20:08:52.433224
+Create Date: 2026-11-23 21:34:19.644069
 """
 
 from __future__ import annotations
@@ -295,6 +295,9 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_opportunities_account_id"), ["account_id"], unique=False
         )
+        batch_op.create_index(
+            "ix_opportunities_source_account_ref", ["source", "account_ref"], unique=False
+        )
 
     op.create_table(
         "playbook_tasks",
@@ -478,6 +481,7 @@ def downgrade() -> None:
 
     op.drop_table("playbook_tasks")
     with op.batch_alter_table("opportunities", schema=None) as batch_op:
+        batch_op.drop_index("ix_opportunities_source_account_ref")
         batch_op.drop_index(batch_op.f("ix_opportunities_account_id"))
 
     op.drop_table("opportunities")
