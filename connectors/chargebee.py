@@ -21,14 +21,10 @@ that never failed), so one paid after dunning counts as failed until its `paid_a
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import httpx
-from pydantic import SecretStr
 
 from connectors.base import (
     Connector,
@@ -44,14 +40,13 @@ from connectors.base import (
     record_id,
 )
 from connectors.errors import MappingError
-from connectors.http import ClientOptions, HttpClient, HttpSource
+from connectors.http import ApiKeyAuth, ClientOptions, HttpClient, HttpSource
 from connectors.paginators import Paginator
 from settings import ConfigError, Settings
 from store.models import ExternalLink, Invoice, Subscription
 
 __all__ = [
     "SOURCE",
-    "ApiKeyAuth",
     "ChargebeeOptions",
     "NextOffsetPaginator",
     "build",
@@ -91,21 +86,6 @@ class ChargebeeOptions:
     """Unix time the very first sync starts from (None: everything)."""
     max_page_size: int = 100
     """Chargebee refuses a `limit` above 100; larger page sizes are lowered to this."""
-
-
-class ApiKeyAuth(httpx.Auth):
-    """HTTP Basic with the API key as the user name and an empty password."""
-
-    def __init__(self, api_key: SecretStr) -> None:
-        self._api_key = api_key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        pair = f"{self._api_key.get_secret_value()}:".encode()
-        request.headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "ApiKeyAuth(***)"
 
 
 class NextOffsetPaginator(Paginator):

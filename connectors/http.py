@@ -171,6 +171,23 @@ class BasicAuth(httpx.Auth):
         return f"BasicAuth({self._username!r}, ***)"
 
 
+class ApiKeyAuth(httpx.Auth):
+    """HTTP Basic with a secret API key as the user name and a fixed, public password
+    (Freshdesk: "X", Chargebee: empty). Its repr never shows the key."""
+
+    def __init__(self, api_key: SecretStr, password: str = "") -> None:
+        self._api_key = api_key
+        self._password = password
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        pair = f"{self._api_key.get_secret_value()}:{self._password}".encode()
+        request.headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "ApiKeyAuth(***)"
+
+
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """`Retry-After` as seconds to wait: a number of seconds or an HTTP date."""
     if value is None or not value.strip():

@@ -20,7 +20,7 @@ from connectors.chargebee import (
     map_subscription,
 )
 from connectors.errors import AuthError, FatalError, MappingError, PagingError
-from connectors.http import ClientOptions
+from connectors.http import ApiKeyAuth, ClientOptions
 from connectors.sync import SyncOptions, sync_connector
 from settings import ChargebeeSettings, ConfigError, Settings
 from store.models import ExternalLink, Invoice, QuarantinedRecord, Subscription, SyncState
@@ -410,7 +410,7 @@ def test_wrong_key_is_an_auth_error_naming_the_setting_without_the_key(engine: E
     assert "\n" not in message
     assert secret not in message
     assert secret not in (results["customers"].error or "")
-    assert secret not in repr(chargebee.ApiKeyAuth(SecretStr(secret)))
+    assert secret not in repr(ApiKeyAuth(SecretStr(secret)))
 
 
 def test_build_needs_a_site_and_a_key() -> None:
