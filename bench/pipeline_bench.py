@@ -1,6 +1,6 @@
 """Benchmark of one full cycle on the sandbox book: sync over HTTP, score, detect alerts.
 
-Reproduce: `.venv/bin/python bench/pipeline_bench.py --accounts 300 1000` (SQLite in a temp
+Reproduce: `.venv/bin/python -m bench.pipeline_bench --accounts 300 1000` (SQLite in a temp
 dir; `--database-url` for PostgreSQL). The emulators run without rate limits here, so the
 figures measure the agent, not the vendors' budgets. Prints one row per book size.
 """
@@ -13,20 +13,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import SecretStr
 from sqlalchemy import text
 
+from bench.sync_bench import sandbox_settings
 from connectors.registry import sync_all
 from notifications import detect_alerts
 from sandbox.book import generate_book
-from sandbox.hubspot import HUBSPOT_TOKEN, hubspot_app
+from sandbox.hubspot import hubspot_app
 from sandbox.ratelimit import Limits
 from sandbox.server import serve_apps
-from sandbox.stripe import STRIPE_API_KEY, stripe_app
+from sandbox.stripe import stripe_app
 from sandbox.usage_csv import write_usage_csv
-from sandbox.zendesk import ZENDESK_API_TOKEN, ZENDESK_EMAIL, zendesk_app
+from sandbox.zendesk import zendesk_app
 from scoring import load_scorecard, score_accounts
-from settings import HubSpotSettings, Settings, StripeSettings, UsageFileSettings, ZendeskSettings
 from store.db import open_store
 
 
@@ -42,17 +41,7 @@ def run(accounts: int, database_url: str | None, workdir: Path) -> dict[str, flo
         "stripe": stripe_app(book, limits=Limits.unlimited()),
     }
     with serve_apps(apps) as base:
-        settings = Settings(
-            database_url=url,
-            hubspot=HubSpotSettings(token=SecretStr(HUBSPOT_TOKEN), base_url=f"{base}/hubspot"),
-            zendesk=ZendeskSettings(
-                email=ZENDESK_EMAIL,
-                api_token=SecretStr(ZENDESK_API_TOKEN),
-                base_url=f"{base}/zendesk",
-            ),
-            stripe=StripeSettings(api_key=SecretStr(STRIPE_API_KEY), base_url=f"{base}/stripe"),
-            usage_file=UsageFileSettings(path=usage),
-        )
+        settings = sandbox_settings(base, url, usage)
         started = time.perf_counter()
         summary = sync_all(engine, settings)
         sync_s = time.perf_counter() - started

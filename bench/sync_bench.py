@@ -115,7 +115,8 @@ class _Client:
         return ClientOptions(transport=Transport(), sleep=sleep)
 
 
-def _settings(base: str, url: str, usage: Path | None) -> Settings:
+def sandbox_settings(base: str, url: str, usage: Path | None) -> Settings:
+    """Settings that point every source at the sandbox emulators served at `base`."""
     return Settings(
         _env_file=None,
         database_url=url,
@@ -160,7 +161,7 @@ def throughput(
         engine = open_store(url)
         if synchronous is not None:
             _synchronous(engine, synchronous)
-        settings = _settings(base, url, usage)
+        settings = sandbox_settings(base, url, usage)
         profiler = cProfile.Profile() if profile else None
         before = _server_counts(base)
         started, cpu = time.perf_counter(), time.process_time()
@@ -201,7 +202,7 @@ def rate_limited(companies: int, deals_per_company: int, workdir: Path) -> dict[
         os.sched_setaffinity(0, {agent_cpu})
         url = f"sqlite:///{workdir / f'crm-{companies}-{deals_per_company}.db'}"
         engine = open_store(url)
-        settings = _settings(base, url, None)
+        settings = sandbox_settings(base, url, None)
         [connector] = build_connectors(settings, ["hubspot"], client=client.options())
         streams = None if deals_per_company else COMPANY_STREAMS
         started = time.perf_counter()
