@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -274,6 +281,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     scorecard_path: Path | None = None
     sources_file: Path | None = None
+    _sources_cache: tuple[Path, dict[str, SourceConfig]] | None = PrivateAttr(default=None)
     """Which sources run, their schedules and field mappings (TOML); `sources.toml` if present."""
     log_level: str = "WARNING"
 
@@ -322,7 +330,10 @@ class Settings(BaseSettings):
             if not DEFAULT_SOURCES_FILE.exists():
                 return {}
             path = DEFAULT_SOURCES_FILE
-        return load_sources_file(path)
+        cached = self._sources_cache
+        if cached is None or cached[0] != path:  # read once per file, not once per question
+            cached = self._sources_cache = (path, load_sources_file(path))
+        return cached[1]
 
     def source_config(self, name: str) -> SourceConfig:
         """One source's section of the sources file, or the defaults."""

@@ -155,6 +155,11 @@ class BearerAuth(httpx.Auth):
         return "BearerAuth(***)"
 
 
+def _basic(username: str, password: str) -> str:
+    """The value of an `Authorization: Basic` header."""
+    return f"Basic {base64.b64encode(f'{username}:{password}'.encode()).decode()}"
+
+
 class BasicAuth(httpx.Auth):
     """HTTP Basic with a secret password (e.g. `{email}/token` and an API token)."""
 
@@ -163,8 +168,7 @@ class BasicAuth(httpx.Auth):
         self._password = password
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        pair = f"{self._username}:{self._password.get_secret_value()}".encode()
-        request.headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        request.headers["Authorization"] = _basic(self._username, self._password.get_secret_value())
         yield request
 
     def __repr__(self) -> str:
@@ -180,8 +184,7 @@ class ApiKeyAuth(httpx.Auth):
         self._password = password
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        pair = f"{self._api_key.get_secret_value()}:{self._password}".encode()
-        request.headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        request.headers["Authorization"] = _basic(self._api_key.get_secret_value(), self._password)
         yield request
 
     def __repr__(self) -> str:
