@@ -33,6 +33,12 @@ from connectors.base import (
     table_of,
     to_minor,
 )
+from connectors.crm_sentiment import (
+    SENTIMENT_FIELDS,
+    normalise_sentiment,
+    record_crm_sentiment,
+    sentiment_values,
+)
 from connectors.errors import MappingError, PagingError
 from connectors.http import (
     BearerAuth,
@@ -68,6 +74,7 @@ COMPANY_PROPERTIES = (
     "annualrevenue",
     "lifecyclestage",
     "createdate",
+    "hs_merged_object_ids",
     MODIFIED,
 )
 DEAL_PROPERTIES = (
@@ -199,7 +206,7 @@ def map_owner(raw: Mapping[str, Any]) -> list[Record]:
     return [Record(Csm, csm), *rows]
 
 
-MAPPABLE_FIELDS = ("renewal_date", "arr", "segment")
+MAPPABLE_FIELDS = ("renewal_date", "arr", "segment", *SENTIMENT_FIELDS)
 """Account fields a sources file may map to a company property of the admin's choice."""
 
 
@@ -222,12 +229,15 @@ def map_company(
     raw: Mapping[str, Any],
     segment_property: str | None = None,
     fields: Mapping[str, str] | None = None,
+    sentiment_synonyms: Mapping[str, str] | None = None,
 ) -> list[Record]:
-    """A company -> an Account row (archived ones soft-deleted).
+    """A company -> an Account row (archived ones soft-deleted), and its merged-away ids.
 
     `fields` maps account fields (see MAPPABLE_FIELDS) to the company properties that hold
     them in this CRM, e.g. {"renewal_date": "contract_end"}; mapped values win over the
-    ones derived from deals.
+    ones derived from deals. Companies HubSpot merged into this one (`hs_merged_object_ids`)
+    no longer exist there: each becomes a soft-deleted account that names its survivor, so
+    records and links that still point at the old id follow the survivor.
     """
     props = raw["properties"]
     domain = normalise_domain(props.get("domain"))
@@ -250,7 +260,41 @@ def map_company(
         values["renewal_date"] = _date_property(props.get(name), name)
     if "arr" in fields:
         values["arr_minor"] = to_minor(props.get(fields["arr"]), fields["arr"])
-    return [Record(Account, values)]
+    if "sentiment" in fields:
+        values.update(_sentiment(props, fields, sentiment_synonyms or {}))
+    return [Record(Account, values), *_merged_away(raw["id"], props, values["updated_at"])]
+
+
+def _sentiment(
+    props: Mapping[str, Any], fields: Mapping[str, str], synonyms: Mapping[str, str]
+) -> dict[str, Any]:
+    name = fields["sentiment"]
+    note = props.get(fields["sentiment_note"]) if "sentiment_note" in fields else None
+    when = hs_time(props.get(fields["sentiment_date"])) if "sentiment_date" in fields else None
+    return {
+        "crm_sentiment": normalise_sentiment(props.get(name), synonyms, name, SOURCE),
+        "crm_sentiment_note": str(note).strip() if note else None,
+        "crm_sentiment_at": when,
+    }
+
+
+def _merged_away(survivor: object, props: Mapping[str, Any], when: object) -> list[Record]:
+    merged = props.get("hs_merged_object_ids")
+    if not merged:
+        return []
+    return [
+        Record(
+            Account,
+            {
+                "external_id": old,
+                "name": f"company {old} (merged into {survivor})",
+                "merged_into": str(survivor),
+                "deleted_at": when,
+            },
+        )
+        for old in (part.strip() for part in str(merged).split(";"))
+        if old and old != str(survivor)
+    ]
 
 
 def _company_of(raw: Mapping[str, Any]) -> str | None:
@@ -378,13 +422,22 @@ def build(
     )
     company_props = tuple(dict.fromkeys(COMPANY_PROPERTIES + extras + tuple(fields.values())))
 
+    synonyms = sentiment_values(settings.source_config(SOURCE).model_extra or {}, SOURCE)
+    if {"sentiment_note", "sentiment_date"} & set(fields) and "sentiment" not in fields:
+        raise ConfigError(
+            "hubspot fields sentiment_note and sentiment_date need fields.sentiment too "
+            "(the company property holding green, yellow or red) in the sources file"
+        )
+
     def company(raw: Mapping[str, Any]) -> list[Record]:
-        return map_company(raw, opts.segment_property, fields)
+        return map_company(raw, opts.segment_property, fields, synonyms)
 
     def rollups(session: Session) -> None:
         set_account_rollups(
             session, arr="arr" not in fields, renewal_date="renewal_date" not in fields
         )
+        if "sentiment" in fields:
+            record_crm_sentiment(session, SOURCE)
 
     def archived(properties: Sequence[str]) -> Query:
         return lambda _ctx: {

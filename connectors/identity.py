@@ -99,6 +99,11 @@ RECORD_MODELS = (Ticket, Subscription, Invoice, UsageSnapshot, SurveyResponse, O
 _links = table_of(ExternalLink)
 _accounts = table_of(Account)
 L, A = _links.c, _accounts.c
+S = _accounts.alias("survivor")
+MERGED_INTO = and_(
+    S.c.source == A.source, S.c.external_id == A.merged_into, S.c.deleted_at.is_(None)
+)
+"""Join condition: `survivor` is the live account that `accounts` was merged into."""
 
 
 def _link_crm_accounts(session: Session, now: datetime) -> None:
@@ -130,15 +135,24 @@ def _link_crm_accounts(session: Session, now: datetime) -> None:
             .scalar_subquery()
         )
 
+    def of_survivor(name: str) -> ColumnElement[object]:
+        """The column of the account this one was merged into, else of the account itself."""
+        return (
+            select(func.coalesce(S.c[name], A[name]))
+            .select_from(_accounts.outerjoin(S, MERGED_INTO))
+            .where(A.source == L.source, A.external_id == L.external_id)
+            .scalar_subquery()
+        )
+
     session.execute(
         update(_links)
         .where(L.method == "crm")
         .values(
-            account_id=of_account(A.id),
+            account_id=of_survivor("id"),
             name=of_account(A.name),
             domain=of_account(A.domain),
             crm_hint=L.external_id,
-            deleted_at=of_account(A.deleted_at),
+            deleted_at=of_survivor("deleted_at"),
         )
     )
 
@@ -146,7 +160,12 @@ def _link_crm_accounts(session: Session, now: datetime) -> None:
 def _match_links(session: Session, now: datetime) -> None:
     """Resolve every link that is neither the CRM's own nor set by hand."""
     candidate = or_(L.method.is_(None), L.method.not_in(("crm", "manual")))
-    hinted_id = select(func.min(A.id)).where(A.external_id == L.crm_hint).scalar_subquery()
+    hinted_id = (  # an account merged away in the CRM hands its links to the survivor
+        select(func.min(func.coalesce(S.c.id, A.id)))
+        .select_from(_accounts.outerjoin(S, MERGED_INTO))
+        .where(A.external_id == L.crm_hint)
+        .scalar_subquery()
+    )
     hint_matches = exists().where(A.external_id == L.crm_hint)
     live_domain = and_(A.domain == L.domain, A.deleted_at.is_(None))
     domain_count = select(func.count()).where(live_domain).scalar_subquery()

@@ -106,6 +106,12 @@ class Account(SQLModel, table=True):
     arr_minor: int = _money()
     currency: str = "USD"
     renewal_date: date | None = None
+    merged_into: str | None = None
+    """The CRM id of the account this one was merged into (it is then soft-deleted)."""
+    crm_sentiment: str | None = None
+    """The CSM's green/yellow/red as kept in a CRM field; history lives in sentiment_entries."""
+    crm_sentiment_note: str | None = None
+    crm_sentiment_at: datetime | None = _ts()
     created_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
     deleted_at: datetime | None = _ts()
