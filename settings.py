@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ChargebeeSettings",
     "ConfigError",
+    "FolderSettings",
     "FreshdeskSettings",
     "HubSpotSettings",
     "IntercomSettings",
@@ -248,6 +249,17 @@ class UsageFileSettings(BaseModel):
         return self.path is not None
 
 
+class FolderSettings(BaseModel):
+    """A drop folder: CSV or JSON Lines files named after their kind, imported as they land."""
+
+    path: Path | None = None
+    settle_seconds: float = 5.0
+    """A file changed more recently than this may still be written: it waits for a later run."""
+
+    def enabled(self) -> bool:
+        return self.path is not None
+
+
 class SlackSettings(BaseModel):
     """Slack: the bot token that posts alerts, and where routing problems go."""
 
@@ -292,6 +304,7 @@ class Settings(BaseSettings):
     intercom: IntercomSettings = IntercomSettings()
     chargebee: ChargebeeSettings = ChargebeeSettings()
     usage_file: UsageFileSettings = UsageFileSettings()
+    folder: FolderSettings = FolderSettings()
     sql: SqlSourceSettings = SqlSourceSettings()
     slack: SlackSettings = SlackSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -306,6 +319,7 @@ class Settings(BaseSettings):
             "stripe": self.stripe,
             "chargebee": self.chargebee,
             "usage_file": self.usage_file,
+            "folder": self.folder,
             "sql": self.sql,
         }
         configured = self.source_configs()

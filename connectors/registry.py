@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from connectors import (
     chargebee,
+    folder,
     freshdesk,
     hubspot,
     intercom,
@@ -44,6 +45,7 @@ BUILT_IN: dict[str, Factory] = {
     "stripe": lambda settings, client: stripe.build(settings, client),
     "chargebee": lambda settings, client: chargebee.build(settings, client),
     "usage_file": lambda settings, client: usage_file.build(settings),
+    "folder": lambda settings, client: folder.build(settings),
     "sql": lambda settings, client: sql_source.build(settings),
 }
 
