@@ -277,6 +277,8 @@ class SchedulerSettings(BaseModel):
 
     sync_interval_minutes: int = 60
     timezone: str = "UTC"
+    parallel_sources: int = 3
+    """Sources synced at once by `health-agent sync`: each vendor has its own limits."""
 
 
 class Settings(BaseSettings):

@@ -8,6 +8,7 @@ goes through `scrub` before it is printed.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -76,6 +77,7 @@ class ProgressLines:
         self.console = console
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
+        self._lock = threading.Lock()  # sources report from their own threads
 
     def __enter__(self) -> ProgressLines:
         if self.console.is_terminal:
@@ -96,6 +98,10 @@ class ProgressLines:
 
     def update(self, label: str, records: int, *, done: bool = False) -> None:
         """Report that `label` has handled `records` so far; `done` closes it."""
+        with self._lock:
+            self._update(label, records, done=done)
+
+    def _update(self, label: str, records: int, *, done: bool) -> None:
         if self._progress is None:
             if done:
                 self.console.print(f"{label}: {records} records", highlight=False)

@@ -1,8 +1,8 @@
 """Which sources exist, which are enabled, and the one call that syncs them all.
 
 `build_connectors` turns settings into connectors for the enabled sources (or the ones
-asked for), in a fixed order: the CRM first, so accounts exist before anything is matched
-to them. `sync_all` syncs each, then resolves identities once. Connectors of other packages
+asked for), in a fixed order, the CRM first. `sync_all` syncs them, several at once, then
+resolves identities once, when every source's records are in. Connectors of other packages
 plug in through the `health_agent.connectors` entry point group: each entry point
 is a callable `(settings, client_options) -> Connector | None` (None: not configured).
 """
@@ -10,6 +10,7 @@ is a callable `(settings, client_options) -> Connector | None` (None: not config
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import entry_points
 
 from sqlalchemy import Engine
@@ -28,7 +29,7 @@ from connectors import (
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.identity import resolve_identities
-from connectors.sync import Progress, SyncOptions, SyncSummary, sync_connector
+from connectors.sync import Progress, StreamResult, SyncOptions, SyncSummary, sync_connector
 from settings import ConfigError, Settings
 from store.db import session_scope
 
@@ -97,12 +98,26 @@ def sync_all(
     client: ClientOptions | None = None,
     options: SyncOptions | None = None,
 ) -> SyncSummary:
-    """Sync every wanted source, then match identities; failures are in the summary."""
+    """Sync every wanted source, then match identities; failures are in the summary.
+
+    Sources sync side by side (`SCHEDULER__PARALLEL_SOURCES` at once): each vendor has its
+    own rate limits, so a slow helpdesk export no longer holds up billing. The streams of
+    one source still run in their declared order, within that vendor's limits.
+    """
     summary = SyncSummary()
-    for connector in build_connectors(settings, sources, client=client):
-        summary.streams.extend(
-            sync_connector(engine, connector, options=options, progress=progress)
-        )
+    connectors = build_connectors(settings, sources, client=client)
+    workers = max(1, min(settings.scheduler.parallel_sources, len(connectors)))
+
+    def one(connector: Connector) -> list[StreamResult]:
+        return sync_connector(engine, connector, options=options, progress=progress)
+
+    if workers == 1:
+        for connector in connectors:
+            summary.streams.extend(one(connector))
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
+            for results in pool.map(one, connectors):  # in source order, whatever finishes first
+                summary.streams.extend(results)
     with session_scope(engine) as session:
         summary.links = resolve_identities(session)
     return summary

@@ -7,8 +7,10 @@ applied automatically whenever the store is opened.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +77,30 @@ def open_store(url: str) -> Engine:
     return engine
 
 
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(engine: Engine) -> AbstractContextManager[object]:
+    """SQLite has one writer: threads of this process take turns instead of failing busy.
+
+    Deferred SQLite transactions that read, then write, fail at once with "database is
+    locked" when another connection wrote meanwhile; taking turns here avoids that, while
+    fetching (the slow part of a sync) still overlaps. PostgreSQL needs no such lock.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITE_LOCKS[engine] = threading.RLock()
+    return lock
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+    with _write_lock(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
