@@ -23,6 +23,7 @@ from connectors.registry import sync_all
 from connectors.sync import ProgressEvent, SyncOptions, SyncSummary
 from notifications import DeliverySummary, deliver_pending, detect_alerts, make_slack_client
 from scoring import ScoreRunSummary, explain, load_scorecard, record_sentiment, score_accounts
+from scoring.breakdown import MeasureLine, measure_lines
 from settings import Settings
 from store.db import session_scope
 
@@ -161,6 +162,28 @@ def link(engine: Engine, source: str, external_id: str, needle: str) -> str:
         return account.name
 
 
+def _value_text(value: float | str | None) -> str:
+    if value is None:
+        return "no data"
+    return value if isinstance(value, str) else f"{value:.3g}"
+
+
+def _measure_row(line: MeasureLine) -> list[str]:
+    def number(value: float | None, sign: str = "") -> str:
+        return "" if value is None else format(value, f"{sign}.0f")
+
+    return [
+        line.component,
+        line.measure,
+        _value_text(line.value),
+        number(line.score),
+        f"{line.weight:.0%}" if line.score is not None else "",
+        number(line.points),
+        number(line.change, "+"),
+        line.data,
+    ]
+
+
 def print_explain(console: Console, engine: Engine, needle: str) -> None:
     """The account's score, components, drivers and history, for a person."""
     with Session(engine) as session:
@@ -168,6 +191,8 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
         assert account.id is not None
         health = explain(session, account.id)
         sentiment = reports.latest_sentiment(session, account.id)
+        previous = health.history[-2] if len(health.history) > 1 else None
+        measures = measure_lines(session, health.latest, previous) if health.latest else []
     latest = health.latest
     header = f"{account.name} ({account.domain or 'no domain'}, CRM id {account.external_id})"
     if latest is None:
@@ -192,23 +217,24 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
     views.panel(console, header, "\n".join(lines))
     views.render_table(
         console,
-        "Components",
-        ["Component", "Score", "Weight", "Measures"],
-        (
-            [
-                name,
-                "" if comp.get("score") is None else f"{comp['score']:.0f}",
-                f"{comp.get('weight', 0):.2f}",
-                "; ".join(
-                    f"{m}: {'n/a' if v.get('score') is None else format(v['score'], '.0f')}"
-                    for m, v in (comp.get("measures") or {}).items()
-                ),
-            ]
-            for name, comp in latest.components.items()
-            if name != "caps"
-        ),
-        styles={1: "number", 2: "number"},
+        "Measures" + (f" (change since {previous.as_of})" if previous else ""),
+        ["Component", "Measure", "Value", "Score", "Weight", "Points", "Change", "Data"],
+        (_measure_row(line) for line in measures),
+        styles={3: "number", 4: "number", 5: "number", 6: "number"},
     )
+    uncapped = sum(line.points or 0.0 for line in measures)
+    if uncapped and abs(uncapped - latest.score) >= 0.5:
+        console.print(
+            f"Points add up to {uncapped:.0f}; the cap above brings it to {latest.score:.0f}.",
+            highlight=False,
+        )
+    missing = [line.measure for line in measures if line.score is None]
+    if missing:
+        console.print(
+            f"No data for {', '.join(missing)}: left out, the others' weights re-normalised "
+            f"(confidence {latest.confidence:.0%}).",
+            highlight=False,
+        )
     views.render_table(
         console,
         "History",

@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, case, func, literal, or_, select, union_all
-from sqlmodel import Session, col
+from sqlmodel import Session, SQLModel, col
 
 from store.models import Invoice, SentimentEntry, Subscription, SurveyResponse, Ticket
 from store.models import UsageSnapshot as Usage
@@ -427,29 +427,47 @@ class MeasureSpec:
     example_value: float | str
     example_details: Mapping[str, Any]
     categories: tuple[str, ...] = ()
+    reads: tuple[type[SQLModel], ...] = ()
+    """The tables the query reads, so `explain` can say how fresh their sources are."""
 
 
 MEASURES: dict[str, MeasureSpec] = {
-    "ticket_volume": MeasureSpec(ticket_volume, 3.1, {"recent": 12, "baseline": 3.9}),
-    "urgent_open_tickets": MeasureSpec(urgent_open_tickets, 2.0, {"count": 2, "s": "s"}),
-    "csat": MeasureSpec(csat, 72.5, {"ratings": 11, "source": "surveys"}),
+    "ticket_volume": MeasureSpec(
+        ticket_volume, 3.1, {"recent": 12, "baseline": 3.9}, reads=(Ticket,)
+    ),
+    "urgent_open_tickets": MeasureSpec(
+        urgent_open_tickets, 2.0, {"count": 2, "s": "s"}, reads=(Ticket,)
+    ),
+    "csat": MeasureSpec(
+        csat, 72.5, {"ratings": 11, "source": "surveys"}, reads=(SurveyResponse, Ticket)
+    ),
     "subscription_state": MeasureSpec(
         subscription_state,
         "past_due",
         {"state": "past due"},
         categories=(*SUBSCRIPTION_STATES, "churned"),
+        reads=(Subscription,),
     ),
     "failed_payments": MeasureSpec(
-        failed_payments, 1.0, {"count": 1, "s": "", "ago": "4 days ago", "days_ago": 4}
+        failed_payments,
+        1.0,
+        {"count": 1, "s": "", "ago": "4 days ago", "days_ago": 4},
+        reads=(Invoice,),
     ),
     "mrr_trend": MeasureSpec(
-        mrr_trend, 0.75, {"change": "down 25%", "mrr_minor": 75000, "before_minor": 100000}
+        mrr_trend,
+        0.75,
+        {"change": "down 25%", "mrr_minor": 75000, "before_minor": 100000},
+        reads=(Subscription,),
     ),
     "seat_utilisation": MeasureSpec(
-        seat_utilisation, 0.4, {"active": 8, "seats": 20, "week": "2026-01-05"}
+        seat_utilisation, 0.4, {"active": 8, "seats": 20, "week": "2026-01-05"}, reads=(Usage,)
     ),
     "usage_trend": MeasureSpec(
-        usage_trend, 0.6, {"change": "down 40%", "recent_mean": 6.0, "prior_mean": 10.0}
+        usage_trend,
+        0.6,
+        {"change": "down 40%", "recent_mean": 6.0, "prior_mean": 10.0},
+        reads=(Usage,),
     ),
     "csm_sentiment": MeasureSpec(
         csm_sentiment,

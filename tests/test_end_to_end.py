@@ -139,7 +139,8 @@ def test_accounts_json_and_explain_read_the_demo(
     assert by_crm[story]["band"] in ("yellow", "red")
     explained = _cli("explain", story, cwd=demo_dir)
     assert explained.returncode == 0, explained.stderr
-    assert "Components" in explained.stdout
+    assert "Measures (change since" in explained.stdout
+    assert "seat_utilisation" in explained.stdout
     assert "History" in explained.stdout
 
 

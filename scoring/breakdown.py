@@ -1,0 +1,190 @@
+"""One score taken apart, measure by measure, for `health-agent explain`.
+
+For every measure of every component: the value read, its normalised score (0-100), the
+share of the total it carries (weights re-normalised over the measures with data), the
+points it adds, how its score moved since the account's previous score, and how fresh the
+data behind it is. Freshness comes from sync state: the sources that hold this account's
+rows of the tables the measure reads, each with its last successful sync, so a measure fed
+by a failing or lagging source is flagged `stale` instead of passing for the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, union
+from sqlmodel import Session, SQLModel, col
+
+from scoring.measures import MEASURES
+from scoring.scorecard import RESERVED_COMPONENT
+from store.models import HealthScore, SyncRun
+from store.types import UTCDateTime, utcnow
+
+__all__ = ["STALE_AFTER", "MeasureLine", "SourceState", "measure_lines"]
+
+STALE_AFTER = timedelta(hours=26)
+"""A source that has not synced successfully for this long (a daily sync missed) is stale."""
+SENTIMENT_STALE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """A source's last successful sync and what is failing now."""
+
+    last_success: datetime | None
+    failing: tuple[str, ...]
+
+    def stale(self, now: datetime) -> bool:
+        too_old = self.last_success is None or now - self.last_success > STALE_AFTER
+        return bool(self.failing) or too_old
+
+
+@dataclass(frozen=True)
+class MeasureLine:
+    """One measure of one score, ready to print or to dump as JSON."""
+
+    component: str
+    measure: str
+    value: float | str | None
+    score: float | None
+    weight: float
+    points: float | None
+    change: float | None
+    data: str
+    stale: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _source_states(session: Session) -> dict[str, SourceState]:
+    latest_ok = (
+        select(col(SyncRun.source), func.max(col(SyncRun.finished_at), type_=UTCDateTime()))
+        .where(col(SyncRun.status) == "ok")
+        .group_by(col(SyncRun.source))
+    )
+    ranked = select(
+        col(SyncRun.source),
+        col(SyncRun.stream),
+        col(SyncRun.status),
+        func.row_number()
+        .over(
+            partition_by=(col(SyncRun.source), col(SyncRun.stream)),
+            order_by=col(SyncRun.started_at).desc(),
+        )
+        .label("rn"),
+    ).subquery()
+    failing: dict[str, list[str]] = {}
+    for source, stream in session.execute(
+        select(ranked.c.source, ranked.c.stream).where(
+            ranked.c.rn == 1, ranked.c.status.in_(("failed", "refused"))
+        )
+    ).all():
+        failing.setdefault(source, []).append(stream)
+    oks: dict[str, datetime | None] = {src: at for src, at in session.execute(latest_ok).all()}
+    return {
+        source: SourceState(oks.get(source), tuple(failing.get(source, ())))
+        for source in {*oks, *failing}
+    }
+
+
+def _sources_of(session: Session, account_id: int, models: tuple[type[SQLModel], ...]) -> list[str]:
+    """The sources holding this account's rows in these tables (one query per table)."""
+    queries = [
+        select(table.c.source).where(table.c.account_id == account_id).distinct()
+        for table in (m.__table__ for m in models)  # type: ignore[attr-defined]
+    ]
+    if not queries:
+        return []
+    return sorted(session.execute(union(*queries)).scalars().all())
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    seconds = int((now - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"
+
+
+def _freshness(
+    session: Session,
+    account_id: int,
+    measure: str,
+    details: dict[str, Any],
+    states: dict[str, SourceState],
+    now: datetime,
+) -> tuple[str, bool]:
+    spec = MEASURES.get(measure)
+    if spec is None or not spec.reads:  # CSM input: as fresh as its latest entry
+        days = details.get("days_ago")
+        if days is None:
+            return "no entry", False
+        stale = int(days) > SENTIMENT_STALE_DAYS
+        return f"entry {days} d old" + (": STALE" if stale else ""), stale
+    sources = _sources_of(session, account_id, spec.reads)
+    if not sources:
+        return "no data from any source", False
+    parts, stale = [], False
+    for source in sources:
+        state = states.get(source)
+        if state is None:  # rows imported by hand, not synced: nothing to lag behind
+            parts.append(f"{source} (imported)")
+            continue
+        when = "never synced" if state.last_success is None else _ago(state.last_success, now)
+        text = f"{source} {when}"
+        if state.failing:
+            text += f", failing ({', '.join(state.failing)})"
+        if state.stale(now):
+            stale = True
+            text += ": STALE"
+        parts.append(text)
+    return "; ".join(parts), stale
+
+
+def _previous_scores(previous: HealthScore | None) -> dict[tuple[str, str], float]:
+    scores: dict[tuple[str, str], float] = {}
+    for cname, comp in (previous.components if previous else {}).items():
+        for mname, entry in (comp.get("measures") or {}).items():
+            if entry.get("score") is not None:
+                scores[(cname, mname)] = float(entry["score"])
+    return scores
+
+
+def measure_lines(
+    session: Session,
+    latest: HealthScore,
+    previous: HealthScore | None,
+    now: datetime | None = None,
+) -> list[MeasureLine]:
+    """Every measure of `latest`, with its change since `previous` and its data's freshness."""
+    now = now or utcnow()
+    states = _source_states(session)
+    before = _previous_scores(previous)
+    lines = []
+    for cname, comp in latest.components.items():
+        if cname == RESERVED_COMPONENT:
+            continue
+        for mname, entry in (comp.get("measures") or {}).items():
+            score = entry.get("score")
+            weight = float(entry.get("effective_weight") or 0.0)
+            data, stale = _freshness(
+                session, latest.account_id, mname, entry.get("details") or {}, states, now
+            )
+            old = before.get((cname, mname))
+            lines.append(
+                MeasureLine(
+                    component=cname,
+                    measure=mname,
+                    value=entry.get("value"),
+                    score=score,
+                    weight=round(weight, 4),
+                    points=None if score is None else round(weight * score, 1),
+                    change=None if score is None or old is None else round(score - old, 1),
+                    data=data,
+                    stale=stale,
+                )
+            )
+    return lines
