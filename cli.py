@@ -42,7 +42,9 @@ sentiment_app = typer.Typer(help="CSM sentiment about an account.", no_args_is_h
 sources_app = typer.Typer(help="What came in from the data sources.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sentiment_app, name="sentiment")
+scorecard_app = typer.Typer(help="Health scorecards (TOML).", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+app.add_typer(scorecard_app, name="scorecard")
 
 out = Console()
 if not out.is_terminal and "COLUMNS" not in os.environ:
@@ -295,6 +297,44 @@ def sentiment_set(
     engine = _engine(settings)
     name = _run(settings, lambda: pipeline.record(engine, account, value.value, note, by))
     out.print(f"recorded {value.value} for {name}", highlight=False)
+
+
+@scorecard_app.command("check")
+def scorecard_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="A scorecard file (default: SCORECARD_PATH, or ours).")
+    ] = None,
+) -> None:
+    """Validate a scorecard: every problem with its line, or what the scorecard holds."""
+    from scoring.scorecard import ScorecardError, check_scorecard
+
+    path = file or _settings().scorecard_path
+    try:
+        scorecard, problems = check_scorecard(path)
+    except ScorecardError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    if scorecard is None:
+        for problem in problems:
+            err.print(problem, highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    views.render_table(
+        out,
+        f"Scorecard {scorecard.version} ({path or 'the default'}): valid",
+        ["Component", "Weight", "Measures"],
+        (
+            [name, f"{c.weight:g}", ", ".join(f"{m.name} ({m.weight:g})" for m in c.measures)]
+            for name, c in scorecard.components.items()
+        ),
+        styles={1: "number"},
+    )
+    bands = scorecard.bands
+    out.print(
+        f"bands: green from {bands.green:g}, yellow from {bands.yellow:g}; "
+        f"{len(scorecard.caps)} cap rule{'s' if len(scorecard.caps) != 1 else ''}: "
+        + ", ".join(rule.name for rule in scorecard.caps),
+        highlight=False,
+    )
 
 
 @sources_app.command("list")

@@ -56,6 +56,7 @@ from pydantic import (
 )
 
 from scoring.measures import MEASURES
+from scoring.toml_lines import line_of
 
 __all__ = [
     "BANDS",
@@ -72,6 +73,7 @@ __all__ = [
     "Step",
     "ThresholdNormalisation",
     "band_rank",
+    "check_scorecard",
     "load_scorecard",
 ]
 
@@ -389,48 +391,71 @@ class Scorecard(_Strict):
         raise KeyError(name)
 
 
+def _file_path(loc: tuple[int | str, ...]) -> list[int | str]:
+    """A pydantic error location as the file spells it (without union member names)."""
+    return [
+        part
+        for part in loc
+        if isinstance(part, int)
+        or not (part in ("linear", "thresholds", "categories") or part.startswith("function-"))
+    ]
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
-    for part in loc:
+    for part in _file_path(loc):
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("linear", "thresholds", "categories") or part.startswith("function-"):
-            continue  # pydantic names the union member; the file does not
         else:
             text += f".{part}" if text else part
     return text
 
 
-def _describe(error: ValidationError) -> str:
-    errors = error.errors(include_url=False)
-    first = errors[0]
-    where = _location(first["loc"])  # empty for whole-scorecard checks, which name the field
-    message = f"{where}: " if where else ""
-    message += first["msg"].removeprefix("Value error, ")
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return message
+def _problems(name: str, text: str, error: ValidationError) -> list[str]:
+    """One line per problem: `file:line: field: message` (no line for whole-file checks)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        path = _file_path(item["loc"])
+        line = line_of(text, path) if path else None
+        where = _location(item["loc"])  # empty for whole-scorecard checks, which name it
+        problems.append(
+            f"{name}{f':{line}' if line else ''}: {f'{where}: ' if where else ''}"
+            + item["msg"].removeprefix("Value error, ")
+        )
+    return problems
+
+
+def _read(path: Path | str | None) -> tuple[str, str]:
+    if path is None:
+        resource = resources.files("scoring").joinpath("default_scorecard.toml")
+        return "default_scorecard.toml", resource.read_text(encoding="utf-8")
+    try:
+        return str(path), Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScorecardError(f"{path}: cannot read the scorecard: {exc.strerror}") from None
+
+
+def check_scorecard(path: Path | str | None) -> tuple[Scorecard | None, list[str]]:
+    """The scorecard and no problems, or None and every problem, each naming its line."""
+    name, text = _read(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, [f"{name}: not valid TOML: {exc}"]
+    try:
+        return Scorecard.model_validate(data), []
+    except ValidationError as exc:
+        return None, _problems(name, text, exc)
 
 
 def load_scorecard(path: Path | str | None = None) -> Scorecard:
     """Read and validate a scorecard file; `None` loads the default one shipped here.
 
-    Raises `ScorecardError` with one line naming the file and the offending field.
+    Raises `ScorecardError` with one line naming the file, the line and the field.
     """
-    if path is None:
-        resource = resources.files("scoring").joinpath("default_scorecard.toml")
-        name, text = "default_scorecard.toml", resource.read_text(encoding="utf-8")
-    else:
-        name = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScorecardError(f"{name}: cannot read the scorecard: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScorecardError(f"{name}: not valid TOML: {exc}") from None
-    try:
-        return Scorecard.model_validate(data)
-    except ValidationError as exc:
-        raise ScorecardError(f"{name}: {_describe(exc)}") from None
+    scorecard, problems = check_scorecard(path)
+    if scorecard is None:
+        more = len(problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ScorecardError(problems[0] + suffix)
+    return scorecard

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from cli import app
 from scoring.scorecard import (
     CategoryNormalisation,
     LinearNormalisation,
@@ -67,27 +70,52 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
+MEASURE = "[[components.support.measures]]"
+
+
 @pytest.mark.parametrize(
-    ("old", "new", "expected"),
+    ("old", "new", "expected", "on_line"),
     [
-        ("weight = 0.35", "weight = -1", "components.support.measures[0].weight"),
-        ('name = "ticket_volume"', 'name = "tickets"', "unknown measure 'tickets'"),
-        ("({recent} vs", "({recnet} vs", "does not fit ticket_volume"),
-        ("green = 70", "green = 30", "bands: yellow must be below green"),
-        ("good = 1.0, bad = 3.0", "good = 1.0, bad = 1.0", "good and bad must differ"),
-        ("unpaid = 5, ", "", "categories normalisation lacks unpaid"),
-        ("{ at_most = 1, score = 50 },", "{ at_most = 5, score = 50 },", "ascending order"),
-        ('version = "2026.1"', 'version = "2026.1"\ncolour = "blue"', "colour: Extra inputs"),
+        ("weight = 0.35", "weight = -1", "components.support.measures[0].weight", "weight = -1"),
+        ('name = "ticket_volume"', 'name = "tickets"', "unknown measure 'tickets'", MEASURE),
+        ("({recent} vs", "({recnet} vs", "does not fit ticket_volume", MEASURE),
+        ("green = 70", "green = 30", "bands: yellow must be below green", "[bands]"),
+        (
+            "good = 1.0, bad = 3.0",
+            "good = 1.0, bad = 1.0",
+            "good and bad must differ",
+            'normalise = { kind = "linear", good = 1.0, bad = 1.0 }',
+        ),
+        (
+            "unpaid = 5, ",
+            "",
+            "categories normalisation lacks unpaid",
+            "[[components.billing.measures]]",
+        ),
+        (
+            "{ at_most = 1, score = 50 },",
+            "{ at_most = 5, score = 50 },",
+            "ascending order",
+            'normalise = { kind = "thresholds", steps = [',
+        ),
+        (
+            'version = "2026.1"',
+            'version = "2026.1"\ncolour = "blue"',
+            "colour: Extra inputs",
+            'colour = "blue"',
+        ),
     ],
 )
-def test_invalid_scorecards_name_file_and_field(
-    tmp_path: Path, old: str, new: str, expected: str
+def test_invalid_scorecards_name_file_line_and_field(
+    tmp_path: Path, old: str, new: str, expected: str, on_line: str
 ) -> None:
     path = _broken(tmp_path, old, new)
     with pytest.raises(ScorecardError) as info:
         load_scorecard(path)
     message = str(info.value)
-    assert message.startswith(f"{path}: ")
+    located = re.match(rf"{re.escape(str(path))}:(\d+): ", message)
+    assert located is not None, message
+    assert path.read_text().splitlines()[int(located.group(1)) - 1] == on_line
     assert expected in message
     assert "\n" not in message
     assert info.value.__cause__ is None
@@ -100,3 +128,22 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("version = \n")
     with pytest.raises(ScorecardError, match=r"bad\.toml: not valid TOML"):
         load_scorecard(bad)
+
+
+def test_scorecard_check_lists_every_problem_with_its_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["scorecard", "check"], env={"COLUMNS": "160"})
+    assert ok.exit_code == 0, ok.output
+    assert "Scorecard 2026.1 (the default): valid" in ok.output
+    assert "4 cap rules" in ok.output
+
+    broken = tmp_path / "card.toml"
+    broken.write_text(
+        DEFAULT.replace("weight = 0.35", "weight = -1").replace("green = 70", "green = 30")
+    )
+    bad = runner.invoke(app, ["scorecard", "check", str(broken)])
+    assert bad.exit_code == 1
+    problems = bad.stderr.splitlines()
+    assert len(problems) == 4
+    assert problems[0] == f"{broken}:22: bands: yellow must be below green"
+    assert problems[1].startswith(f"{broken}:33: components.support.measures[0].weight: ")
