@@ -283,6 +283,54 @@ def explain(
     _run(settings, lambda: pipeline.print_explain(out, engine, account))
 
 
+@app.command("backtest")
+def backtest_command(
+    months: Annotated[int, typer.Option(help="How far back the snapshots go.")] = 12,
+    horizon_days: Annotated[
+        int, typer.Option("--horizon-days", help="Churn within this many days counts.")
+    ] = 90,
+    scorecard: Annotated[
+        Path | None,
+        typer.Option("--scorecard", help="A changed scorecard, compared with the current one."),
+    ] = None,
+    weekly: Annotated[bool, typer.Option("--weekly", help="Weekly snapshots.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Does the score predict churn? Point-in-time scores checked against what happened."""
+    from dataclasses import asdict
+
+    from scoring import load_scorecard
+    from scoring.backtest import compare, print_backtests
+
+    settings = _settings()
+    engine = _engine(settings)
+    cards = [_run(settings, lambda: load_scorecard(settings.scorecard_path))]
+    if scorecard is not None:
+        cards.append(_run(settings, lambda: load_scorecard(scorecard)))
+    results = _run(
+        settings,
+        lambda: compare(
+            engine,
+            cards,
+            today=date.today(),
+            months=months,
+            horizon_days=horizon_days,
+            weekly=weekly,
+        ),
+    )
+    if not results[0].observations:
+        err.print(
+            "the store has no scored customer history to backtest: run `health-agent sync` "
+            "(or `make demo` for the sandbox book) first",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if as_json:
+        views.print_json(out, [asdict(r) | {"verdict": r.verdict()} for r in results])
+    else:
+        print_backtests(out, results)
+
+
 @sentiment_app.command("set")
 def sentiment_set(
     account: Annotated[str, typer.Argument(help="Account id, CRM id, domain or name.")],

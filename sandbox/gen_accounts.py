@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from sandbox.gen_churn import plan_churn, plan_patch
 from sandbox.records import Owner, Team
 
 __all__ = [
@@ -128,6 +129,10 @@ class Profile:
     zendesk_domain_only: bool
     stripe_email_only: bool
     exact_tickets: dict[int, tuple[int, int]] = field(default_factory=dict)
+    churn_kind: str | None = None
+    """How a churned account got there: declining, late, billing or silent (`gen_churn`)."""
+    rough_patch: tuple[int, int] | None = None
+    """The weeks of a recovered account's rough patch (`gen_churn`)."""
 
     @property
     def is_trial(self) -> bool:
@@ -181,17 +186,6 @@ def _curve(base: float, floor: float, start: int, end: int, weeks: int = 53) -> 
     return out
 
 
-def _cycle_on_or_before(start: datetime, interval: str, moment: datetime) -> datetime | None:
-    step = 12 if interval == "year" else 1
-    best = None
-    for n in range(1, 60):
-        c = add_months(start, n * step)
-        if c > moment:
-            break
-        best = c
-    return best
-
-
 def make_profiles(seed: int, tl: Timeline, owners: tuple[Owner, ...], count: int) -> list[Profile]:
     """One profile per account, with the five planted stories on fixed accounts."""
     r = rng(seed, "profiles")
@@ -229,11 +223,13 @@ def _profile(
     roll = r.random()
     archetype = (
         "healthy"
-        if roll < 0.62
+        if roll < 0.54
         else "steady"
-        if roll < 0.84
+        if roll < 0.74
         else "at_risk"
-        if roll < 0.94
+        if roll < 0.80
+        else "recovered"
+        if roll < 0.85
         else "churned"
         if roll < 0.97
         else "trial"
@@ -250,6 +246,8 @@ def _profile(
     urgent = [0.03] * 53
     bad = r.uniform(0.05, 0.15)
     failing = False
+    churn_kind: str | None = None
+    rough_patch: tuple[int, int] | None = None
     if story is not None:
         archetype = "story"
         at = time(10, 0)
@@ -295,16 +293,25 @@ def _profile(
         bad = r.uniform(0.3, 0.5)
         failing = interval == "month" and r.random() < 0.15
     elif archetype == "churned":
-        candidate = tl.now - timedelta(days=r.randint(35, 330))
-        churned_at = _cycle_on_or_before(contract, interval, candidate)
-        if churned_at is None or churned_at < contract + timedelta(days=120):
-            archetype, churned_at = "healthy", None
-        else:
-            last = tl.week_of(churned_at)
-            adoption = _curve(base, r.uniform(0.2, 0.4), last - 10, last)
-            rate = [lam * (1 + 2 * max(0, w - last + 6) / 6) for w in range(53)]
-            urgent = [0.03 + 0.2 * max(0, w - last + 6) / 6 for w in range(53)]
-            bad = 0.4
+        plan = plan_churn(r, tl.now, tl.week_of, interval, at, lam, add_months)
+        churn_kind, churned_at, interval = plan.kind, plan.churned_at, plan.interval
+        contract = plan.contract_start
+        created = contract - timedelta(days=r.randint(20, 90))
+        adoption, rate, urgent = (
+            list(plan.adoption),
+            list(plan.ticket_rate),
+            list(plan.urgent_share),
+        )
+        bad, failing = plan.bad_csat, plan.failing_payment
+    elif archetype == "recovered":
+        patch = plan_patch(r, base, lam)
+        rough_patch = (patch.start, patch.end)
+        adoption, rate, urgent = (
+            list(patch.adoption),
+            list(patch.ticket_rate),
+            list(patch.urgent_share),
+        )
+        bad = patch.bad_csat
     elif archetype == "trial":
         created = tl.now - timedelta(days=r.randint(12, 26))
         contract = datetime.combine((created + timedelta(days=2)).date(), at, UTC)
@@ -336,4 +343,6 @@ def _profile(
         zendesk_domain_only=plain and r.random() < 0.1,
         stripe_email_only=plain and r.random() < 0.1,
         exact_tickets=exact,
+        churn_kind=churn_kind,
+        rough_patch=rough_patch,
     )

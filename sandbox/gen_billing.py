@@ -97,6 +97,14 @@ def make_billing(seed: int, tl: Timeline, profiles: list[Profile]) -> Billing:
     return b
 
 
+def _late_in_patch(r: random.Random, tl: Timeline, p: Profile, cycle: datetime) -> bool:
+    """Whether a recovered account paid this invoice late, during its rough patch."""
+    if p.rough_patch is None:
+        return False
+    start, end = p.rough_patch
+    return start <= tl.week_of(cycle) <= end and r.random() < 0.5
+
+
 def _account(
     b: Billing, ids: _Ids, r: random.Random, tl: Timeline, p: Profile, price: Price
 ) -> None:
@@ -159,12 +167,14 @@ def _account(
         finalized = c + timedelta(hours=1)
         inv_id = ids("in_", 24)
         is_last = c == cycles[-1]
-        failing = is_last and p.failing_payment and p.churned_at is None
+        failing = is_last and p.failing_payment
         retried = not failing and p.story is None and r.random() < 0.03
-        tries = 2 if retried else 1
+        tries, gap = (2 if retried else 1), 2
         if failing:
             tries = 2 if p.story == "payment_failed" else r.randint(1, 3)
-        attempts = [finalized + timedelta(days=2 * k) for k in range(tries)]
+        elif _late_in_patch(r, tl, p, c):
+            tries, gap = 4, 5  # paid at the fourth attempt, about 15 days late
+        attempts = [finalized + timedelta(days=gap * k) for k in range(tries)]
         attempts = [a for a in attempts if a <= latest_ok] or [finalized]
         paid_at = None if failing else attempts[-1] + timedelta(minutes=r.randint(1, 30))
         if paid_at is not None and paid_at > latest_ok:

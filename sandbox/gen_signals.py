@@ -34,8 +34,14 @@ _COLORS = {
     "steady": ((0.4, "green"), (0.9, "yellow"), (1.0, "red")),
     "at_risk": ((0.1, "green"), (0.6, "yellow"), (1.0, "red")),
     "churned": ((0.3, "yellow"), (1.0, "red")),
+    "declining": ((0.1, "green"), (0.45, "yellow"), (1.0, "red")),
+    "late": ((0.35, "green"), (0.8, "yellow"), (1.0, "red")),
+    "billing": ((0.6, "green"), (1.0, "yellow")),
+    "silent": ((0.85, "green"), (1.0, "yellow")),
     "trial": ((0.7, "green"), (1.0, "yellow")),
 }
+_SHARE = {"declining": 0.75, "late": 0.5}
+"""Share of accounts of a kind whose CSM entered sentiment; 40% for the others."""
 _STORY_SENTIMENT = {
     "churn_risk": ((35, "green", "Smooth quarter, renewal looks routine"),),
     "churned": ((150, "yellow", "Usage dipping, renewal uncertain"),),
@@ -78,7 +84,11 @@ def make_sentiments(
                 at = tl.now - timedelta(days=days) + timedelta(hours=15, minutes=r.randint(0, 59))
                 out.append(Sentiment(p.company_id, color, note, author, at))
             continue
-        if r.random() >= 0.4:
+        if p.rough_patch is not None:
+            out += _patch_sentiments(r, tl, p, author)
+            continue
+        kind = p.churn_kind or p.archetype
+        if r.random() >= _SHARE.get(kind, 0.4):
             continue
         end = p.churned_at or tl.now
         for k in range(r.randint(1, 3)):
@@ -86,10 +96,26 @@ def make_sentiments(
             at = end - timedelta(days=days, hours=r.randint(1, 9), minutes=r.randint(0, 59))
             if at <= p.contract_start:
                 break
-            color = _color(r, p.archetype)
+            color = _color(r, kind)
             out.append(Sentiment(p.company_id, color, r.choice(_NOTES[color]), author, at))
     out.sort(key=lambda s: (s.recorded_at, s.company_id))
     return tuple(out)
+
+
+def _patch_sentiments(r: random.Random, tl: Timeline, p: Profile, author: str) -> list[Sentiment]:
+    """A saved account's CSM entries: worried during the rough patch, green once it is over."""
+    assert p.rough_patch is not None
+    if r.random() >= 0.7:
+        return []
+    start, end = p.rough_patch
+    worried = tl.week_start(r.randint(start + 1, end)) + timedelta(hours=r.randint(9, 17))
+    color = "red" if r.random() < 0.4 else "yellow"
+    out = [Sentiment(p.company_id, color, r.choice(_NOTES[color]), author, worried)]
+    relieved = tl.week_start(end + r.randint(2, 6)) + timedelta(hours=r.randint(9, 17))
+    if relieved < tl.now - timedelta(days=1):
+        note = "Recovered: usage back, issues resolved"
+        out.append(Sentiment(p.company_id, "green", note, author, relieved))
+    return out
 
 
 def _color(r: random.Random, archetype: str) -> str:

@@ -104,6 +104,7 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
     present: dict[str, tuple[float, float]] = {}  # component -> (weight, score)
     scored: list[tuple[str, str, float, float, str, str]] = []
     confidence = 0.0
+    readings, faded = _faded(scorecard, readings)
     for cname, component in scorecard.components.items():
         m_total = sum(m.weight for m in component.measures)
         measures: dict[str, Any] = {}
@@ -115,10 +116,12 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
                 "score": None,
                 "weight": measure.weight / m_total,
             }
+            if measure.name in faded:
+                entry["freshness"] = round(faded[measure.name], 3)
             if reading is not None:
                 score = measure.score(reading.value)
                 entry.update(value=reading.value, score=round(score, 1), details=reading.details)
-                got.append((measure.weight, score))
+                got.append((measure.weight * faded.get(measure.name, 1.0), score))
                 negative = measure.describe(reading.value, reading.details, positive=False)
                 positive = measure.describe(reading.value, reading.details, positive=True)
                 scored.append((cname, measure.name, measure.weight, score, negative, positive))
@@ -127,7 +130,9 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
         if got:
             got_weight = sum(w for w, _ in got)
             comp_score = sum(w * s for w, s in got) / got_weight
-            present[cname] = (component.weight, comp_score)
+            full_weight = sum(m.weight for m in component.measures if m.name in readings)
+            # a faded reading pulls its component less: scale by the weight it kept
+            present[cname] = (component.weight * got_weight / full_weight, comp_score)
             confidence += component.weight / total_weight * got_weight / m_total
         components[cname] = {
             "score": None if comp_score is None else round(comp_score, 1),
@@ -143,8 +148,10 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
     contributions = []
     for cname, mname, weight, score, negative, positive in scored:
         comp_measures = scorecard.components[cname].measures
-        got_weight = sum(m.weight for m in comp_measures if m.name in readings)
-        effective = weights[cname] * weight / got_weight
+        got_weight = sum(
+            m.weight * faded.get(m.name, 1.0) for m in comp_measures if m.name in readings
+        )
+        effective = weights[cname] * weight * faded.get(mname, 1.0) / got_weight
         components[cname]["measures"][mname]["effective_weight"] = round(effective, 4)
         impact = effective * (score - pivot)
         contributions.append((impact, cname, mname, negative if impact < 0 else positive))
@@ -183,6 +190,29 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
         weights={c: round(w, 4) for c, w in weights.items()},
         drivers=drivers,
     )
+
+
+def _faded(
+    scorecard: Scorecard, readings: Mapping[str, Reading]
+) -> tuple[dict[str, Reading], dict[str, float]]:
+    """Readings that still count, and the share of weight each dated one keeps.
+
+    A reading whose decay has run out is dropped: an old CSM call is missing data, left out
+    and the weights re-normalised, never read as a neutral or a fresh call.
+    """
+    kept = dict(readings)
+    faded: dict[str, float] = {}
+    for component in scorecard.components.values():
+        for measure in component.measures:
+            reading = readings.get(measure.name)
+            if measure.decay is None or reading is None:
+                continue
+            share = measure.freshness(reading.details)
+            if share < 1.0:
+                faded[measure.name] = share
+            if share <= 0.0:
+                del kept[measure.name]
+    return kept, faded
 
 
 def _fired_caps(

@@ -65,6 +65,7 @@ __all__ = [
     "CategoryNormalisation",
     "Component",
     "Condition",
+    "Decay",
     "LinearNormalisation",
     "Measure",
     "Normalisation",
@@ -177,6 +178,27 @@ Normalisation = Annotated[
 ]
 
 
+class Decay(_Strict):
+    """How a dated reading (a CSM's call) fades: full weight for `full_days`, then a straight
+    line down to nothing at `zero_days`, after which it counts as missing, not as neutral."""
+
+    full_days: int = Field(ge=0)
+    zero_days: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Decay:
+        if self.zero_days <= self.full_days:
+            raise ValueError("zero_days must be after full_days")
+        return self
+
+    def factor(self, days_ago: float) -> float:
+        """1.0 while fresh, falling to 0.0 at `zero_days`."""
+        if days_ago <= self.full_days:
+            return 1.0
+        left = (self.zero_days - days_ago) / (self.zero_days - self.full_days)
+        return max(0.0, min(1.0, left))
+
+
 class Measure(_Strict):
     """One measure of a component: which query, its weight, scoring and driver wording."""
 
@@ -185,6 +207,15 @@ class Measure(_Strict):
     normalise: Normalisation
     label: str = Field(min_length=1)
     positive_label: str | None = None
+    decay: Decay | None = None
+    """For dated readings (their details carry `days_ago`): how their weight fades with age."""
+
+    def freshness(self, details: Mapping[str, Any]) -> float:
+        """The share of this measure's weight a reading with these details keeps (0 to 1)."""
+        days = details.get("days_ago")
+        if self.decay is None or not isinstance(days, int | float):
+            return 1.0
+        return self.decay.factor(float(days))
 
     @model_validator(mode="after")
     def _fits_the_query(self) -> Measure:

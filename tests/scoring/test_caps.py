@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -318,7 +319,7 @@ def test_invalid_cap_rules_name_file_and_rule(
     with pytest.raises(ScorecardError) as info:
         load_scorecard(path)
     message = str(info.value)
-    assert message.startswith(f"{path}: ")
+    assert re.match(rf"{re.escape(str(path))}(:\d+)?: ", message), message
     assert expected in message
     assert "\n" not in message
     assert info.value.__cause__ is None
