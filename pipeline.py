@@ -24,6 +24,7 @@ from connectors.sync import ProgressEvent, SyncOptions, SyncSummary
 from notifications import DeliverySummary, deliver_pending, detect_alerts, make_slack_client
 from scoring import ScoreRunSummary, explain, load_scorecard, record_sentiment, score_accounts
 from scoring.breakdown import MeasureLine, measure_lines
+from scoring.scorecard import SIGNALS
 from settings import Settings
 from store.db import session_scope
 
@@ -208,6 +209,8 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
             f"CSM sentiment {sentiment.sentiment} on {sentiment.recorded_at:%Y-%m-%d}"
             + (f": {sentiment.note}" if sentiment.note else "")
         )
+    for signal in latest.components.get(SIGNALS) or []:
+        lines.append(f"Look again: {signal['text']}")
     caps = latest.components.get("caps") or {}
     for fired in caps.get("fired", []):
         if fired.get("lowered"):

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, union
 from sqlmodel import Session, SQLModel, col
 
 from scoring.measures import MEASURES
-from scoring.scorecard import RESERVED_COMPONENT
+from scoring.scorecard import RESERVED_NAMES
 from store.models import HealthScore, SyncRun
 from store.types import UTCDateTime, utcnow
 
@@ -147,6 +147,8 @@ def _freshness(
 def _previous_scores(previous: HealthScore | None) -> dict[tuple[str, str], float]:
     scores: dict[tuple[str, str], float] = {}
     for cname, comp in (previous.components if previous else {}).items():
+        if cname in RESERVED_NAMES:
+            continue
         for mname, entry in (comp.get("measures") or {}).items():
             if entry.get("score") is not None:
                 scores[(cname, mname)] = float(entry["score"])
@@ -165,7 +167,7 @@ def measure_lines(
     before = _previous_scores(previous)
     lines = []
     for cname, comp in latest.components.items():
-        if cname == RESERVED_COMPONENT:
+        if cname in RESERVED_NAMES:
             continue
         for mname, entry in (comp.get("measures") or {}).items():
             score = entry.get("score")

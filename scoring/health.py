@@ -23,7 +23,7 @@ three strongest positive drivers.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -33,7 +33,13 @@ from sqlmodel import Session, col
 from sqlmodel import select as select_models
 
 from scoring.measures import MEASURES, SENTIMENTS, Reading, cutoff
-from scoring.scorecard import RESERVED_COMPONENT, CapRule, Scorecard, load_scorecard
+from scoring.scorecard import (
+    RESERVED_COMPONENT,
+    SIGNALS,
+    CapRule,
+    Scorecard,
+    load_scorecard,
+)
 from store.db import session_for
 from store.models import Account, HealthScore, SentimentEntry
 from store.types import utcnow
@@ -179,6 +185,9 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
             ],
         }
     band = scorecard.bands.band(capped)
+    signal = _sentiment_against_data(scorecard, readings, present, fired)
+    if signal is not None:
+        components[SIGNALS] = [signal]
     if band == "green":
         ups = sorted((c for c in contributions if c[0] > 0), reverse=True)
         drivers += [_driver(c) for c in ups][:MAX_DRIVERS]
@@ -190,6 +199,51 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
         weights={c: round(w, 4) for c, w in weights.items()},
         drivers=drivers,
     )
+
+
+CSM_INPUT = frozenset(name for name, spec in MEASURES.items() if not spec.reads)
+"""Measures that are a person's call rather than data synced from a system."""
+
+
+def _sentiment_against_data(
+    scorecard: Scorecard,
+    readings: Mapping[str, Reading],
+    present: Mapping[str, tuple[float, float]],
+    fired: Sequence[tuple[CapRule, float, str]],
+) -> dict[str, Any] | None:
+    """ "CSM says green, the data says red" (or the reverse), when the two are bands apart.
+
+    The data's view is the score without the components that hold CSM input and without
+    the caps that test it. Either side can be wrong; the lead should look.
+    """
+    call = readings.get("csm_sentiment")
+    if call is None or call.value not in ("green", "red"):
+        return None
+    data = {
+        name: pair
+        for name, pair in present.items()
+        if not any(m.name in CSM_INPUT for m in scorecard.components[name].measures)
+    }
+    if not data:
+        return None
+    weight = sum(w for w, _ in data.values())
+    total = sum(w * s for w, s in data.values()) / weight
+    limits = [
+        limit
+        for rule, limit, _ in fired
+        if not any(condition.measure in CSM_INPUT for condition in rule.when)
+    ]
+    score = min([total, *limits])
+    band = scorecard.bands.band(score)
+    if {call.value, band} != {"green", "red"}:
+        return None
+    return {
+        "kind": "sentiment_vs_data",
+        "sentiment": call.value,
+        "data_score": round(score, 1),
+        "data_band": band,
+        "text": f"CSM says {call.value}, the data says {band} ({score:.0f})",
+    }
 
 
 def _faded(

@@ -286,6 +286,9 @@ class Bands(_Strict):
 CAP_BANDS = ("yellow", "red")
 RESERVED_COMPONENT = "caps"
 """Where a score's fired caps are stored among its components, so no component takes it."""
+SIGNALS = "signals"
+"""Where a score's signals (CSM and data disagreeing) are stored among its components."""
+RESERVED_NAMES = (RESERVED_COMPONENT, SIGNALS)
 
 
 class Condition(_Strict):
@@ -371,11 +374,13 @@ class Scorecard(_Strict):
 
     @model_validator(mode="after")
     def _caps_fit(self) -> Scorecard:
-        if self.caps and RESERVED_COMPONENT in self.components:
-            raise ValueError(
-                f"components.{RESERVED_COMPONENT}: the name {RESERVED_COMPONENT!r} is kept "
-                "for the caps a score hits; rename the component"
-            )
+        for reserved in RESERVED_NAMES:
+            if reserved in self.components:
+                raise ValueError(
+                    f"components.{reserved}: the name {reserved!r} is kept for the "
+                    f"{'caps a score hits' if reserved == RESERVED_COMPONENT else 'signals'}; "
+                    "rename the component"
+                )
         names: set[str] = set()
         for index, rule in enumerate(self.caps):
             where = f"caps[{index}]: rule {rule.name!r}"
