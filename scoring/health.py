@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlmodel import Session, col
 from sqlmodel import select as select_models
 
@@ -103,8 +103,14 @@ class AccountHealth:
     history: list[HealthScore]
 
 
-def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> AccountScore | None:
-    """Combine one account's readings (by measure name) into a score; None without data."""
+def compute_score(
+    scorecard: Scorecard, readings: Mapping[str, Reading], previous_band: str | None = None
+) -> AccountScore | None:
+    """Combine one account's readings (by measure name) into a score; None without data.
+
+    `previous_band` is the account's band at its score before: the band is held within the
+    scorecard's hysteresis, unless a cap lowered the score (a cap always decides the band).
+    """
     total_weight = sum(c.weight for c in scorecard.components.values())
     components: dict[str, Any] = {}
     present: dict[str, tuple[float, float]] = {}  # component -> (weight, score)
@@ -184,7 +190,7 @@ def compute_score(scorecard: Scorecard, readings: Mapping[str, Reading]) -> Acco
                 for rule, limit, reason in fired
             ],
         }
-    band = scorecard.bands.band(capped)
+    band = scorecard.bands.band(capped, None if lowering else previous_band)
     signal = _sentiment_against_data(scorecard, readings, present, fired)
     if signal is not None:
         components[SIGNALS] = [signal]
@@ -339,6 +345,22 @@ def _live_account_ids(session: Session, as_of: date) -> list[int]:
     return [a for (a,) in session.connection().execute(stmt) if a is not None]
 
 
+def _previous_bands(session: Session, as_of: date) -> dict[int, str]:
+    """Each account's band at its latest score before `as_of` (for hysteresis)."""
+    ranked = select(
+        col(HealthScore.account_id),
+        col(HealthScore.band),
+        func.row_number()
+        .over(partition_by=col(HealthScore.account_id), order_by=col(HealthScore.as_of).desc())
+        .label("rn"),
+    ).where(col(HealthScore.as_of) < as_of)
+    inner = ranked.subquery()
+    rows = session.connection().execute(
+        select(inner.c.account_id, inner.c.band).where(inner.c.rn == 1)
+    )
+    return {account_id: band for account_id, band in rows}
+
+
 def score_accounts(
     db: Engine | Session, as_of: date, scorecard: Scorecard | None = None
 ) -> ScoreRunSummary:
@@ -352,11 +374,12 @@ def score_accounts(
         accounts = _live_account_ids(session, as_of)
         names = scorecard.measure_names()
         readings = {name: MEASURES[name].query(session, as_of) for name in names}
+        before = _previous_bands(session, as_of)
         rows: list[dict[str, Any]] = []
         unscored: list[int] = []
         for account_id in accounts:
             mine = {n: readings[n][account_id] for n in names if account_id in readings[n]}
-            result = compute_score(scorecard, mine)
+            result = compute_score(scorecard, mine, before.get(account_id))
             if result is None:
                 unscored.append(account_id)
                 continue

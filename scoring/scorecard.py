@@ -269,7 +269,21 @@ class Bands(_Strict):
             raise ValueError("yellow must be below green")
         return self
 
-    def band(self, score: float) -> str:
+    hysteresis: float = Field(default=3, ge=0, le=20)
+    """Points below its band's threshold a score may dip before the account leaves the band:
+    entering green takes `green`, leaving it takes less than `green - hysteresis`, so an
+    account hovering at the line does not flap between bands from week to week."""
+
+    def band(self, score: float, previous: str | None = None) -> str:
+        """The band of `score`; with the account's `previous` band, held within hysteresis."""
+        band = self._plain(score)
+        if previous in ("green", "yellow") and band_rank(previous) < band_rank(band):
+            floor = self.green if previous == "green" else self.yellow
+            if score >= floor - self.hysteresis:
+                return previous
+        return band
+
+    def _plain(self, score: float) -> str:
         if score >= self.green:
             return "green"
         if score >= self.yellow:
