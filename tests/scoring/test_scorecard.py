@@ -145,5 +145,7 @@ def test_scorecard_check_lists_every_problem_with_its_line(tmp_path: Path) -> No
     assert bad.exit_code == 1
     problems = bad.stderr.splitlines()
     assert len(problems) == 4
-    assert problems[0] == f"{broken}:22: bands: yellow must be below green"
-    assert problems[1].startswith(f"{broken}:33: components.support.measures[0].weight: ")
+    lines = broken.read_text().splitlines()
+    bands, weight = lines.index("[bands]") + 1, lines.index("weight = -1") + 1
+    assert problems[0] == f"{broken}:{bands}: bands: yellow must be below green"
+    assert problems[1].startswith(f"{broken}:{weight}: components.support.measures[0].weight: ")
