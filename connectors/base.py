@@ -3,7 +3,10 @@
 A stream says where its records live (path, method, records key), how it pages (a paginator
 factory), where it starts from (a query built from the committed cursor, handed over as a
 `StartContext`), what its cursor is after a page, and one pure mapper from a raw vendor
-record to canonical `Record`s. The fetch loop that runs these declarations is `sync.py`.
+record to canonical `Record`s. A stream that can list every live record of a model declares
+it with `Reconcile`: the engine then soft-deletes, on the source's `ReconcilePolicy` cadence,
+the rows such a complete listing no longer shows. The fetch loop that runs these
+declarations is `sync.py`.
 
 The small value helpers at the bottom are shared by the vendor mappers; they raise
 `MappingError`, so a malformed value sends its record to quarantine.
@@ -13,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -25,6 +29,7 @@ from sqlalchemy import Table
 from sqlmodel import Session, SQLModel
 
 from connectors.errors import MappingError
+from settings import ConfigError, SourceConfig
 
 if TYPE_CHECKING:
     from connectors.paginators import Paginator
@@ -35,6 +40,8 @@ __all__ = [
     "Fetcher",
     "Mapper",
     "Page",
+    "Reconcile",
+    "ReconcilePolicy",
     "Record",
     "Request",
     "StartContext",
@@ -113,6 +120,8 @@ class StartContext:
     now: datetime
     source_cursors: Mapping[str, str | None]
     """Committed cursors of every stream of the same source, by stream name."""
+    reconcile: bool = False
+    """A reconcile is due: the stream must list every live record, from the beginning."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,65 @@ def record_id(raw: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Reconcile:
+    """A stream's promise that, when `StartContext.reconcile` is set, it lists every live
+    record of `model` for its source, from the beginning, so whatever it leaves out was
+    deleted at the vendor.
+
+    The engine then soft-deletes the live rows of `model` of the source (narrowed by `scope`)
+    whose `external_id` the listing did not show, provided the listing ran to its end in one
+    run. The mapper must set `deleted_at` (None for a live record), so that a record that
+    comes back is undeleted by its upsert.
+    """
+
+    model: type[SQLModel]
+    scope: Mapping[str, Any] = field(default_factory=dict)
+    """Column values of the rows the listing covers, e.g. `{"kind": "company"}`."""
+
+    def __post_init__(self) -> None:
+        needed = {"source", "external_id", "deleted_at", *self.scope}
+        missing = needed - set(table_of(self.model).columns.keys())
+        if missing:
+            name = table_of(self.model).name
+            raise ValueError(f"{name} cannot be reconciled: no {', '.join(sorted(missing))}")
+
+    def __hash__(self) -> int:  # the scope is a dict: keep specs hashable values
+        return hash((self.model, tuple(sorted(self.scope.items()))))
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    """When a source's full listings reconcile deletes, and how much they must see to do it."""
+
+    every: timedelta = timedelta(hours=24)
+    """A reconcile is due this long after the last one (zero: on every sync)."""
+    min_share: float = 0.5
+    """A listing that shows fewer than this share of the live rows deletes nothing."""
+
+    @classmethod
+    def from_config(cls, source: str, config: SourceConfig) -> ReconcilePolicy:
+        """The policy in a source's section of the sources file (`reconcile_every_hours`,
+        `reconcile_min_share`), or the defaults; a bad value is a ConfigError naming it."""
+        extra = config.model_extra or {}
+        policy = cls()
+        hours = _number(source, extra, "reconcile_every_hours", policy.every / timedelta(hours=1))
+        share = _number(source, extra, "reconcile_min_share", policy.min_share, upper=1.0)
+        return cls(every=timedelta(hours=hours), min_share=share)
+
+
+def _number(
+    source: str, extra: Mapping[str, Any], key: str, default: float, upper: float | None = None
+) -> float:
+    value = extra.get(key, default)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    valid = number and math.isfinite(value) and value >= 0
+    if not valid or (upper is not None and value > upper):
+        bound = f"between 0 and {upper:g}" if upper is not None else "0 or more"
+        raise ConfigError(f"[{source}] {key} must be a number {bound}, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """One endpoint of one source, declared; `sync.run_stream` does the work."""
 
@@ -160,6 +228,8 @@ class StreamSpec:
     enrich: Callable[[Fetcher, list[Json]], list[Json]] | None = None
     """Adds related data to a page's raw records before mapping (e.g. associations)."""
     total_key: str | None = None
+    reconcile: Reconcile | None = None
+    """This stream can list every live record of a model: see `Reconcile`."""
 
     def first_request(self, ctx: StartContext) -> Request | None:
         query = self.query(ctx)
@@ -180,6 +250,8 @@ class Connector:
     secrets: tuple[SecretStr, ...] = ()
     finalize: Callable[[Session], None] | None = None
     """Set-based derivations once every stream has synced (e.g. ARR from won deals)."""
+    reconcile: ReconcilePolicy = ReconcilePolicy()
+    """Cadence and guard of the delete reconciliation of streams that declare `Reconcile`."""
 
     def secret_values(self) -> list[str]:
         return [s.get_secret_value() for s in self.secrets if s.get_secret_value()]

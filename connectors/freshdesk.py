@@ -9,6 +9,8 @@ sit in a custom field (`FreshdeskOptions.crm_field`). Tickets are read with
 change first; the cursor is the latest `updated_at` seen. Freshdesk serves at most 300
 pages per query, so `UpdatedSincePaginator` starts a fresh query from the last `updated_at`
 before reaching that cap. Deleted tickets (`filter=deleted`) are a stream of their own.
+Companies have no such filter: their listing declares a `Reconcile`, so the engine
+soft-deletes, on the source's reconcile cadence, the companies it no longer shows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from connectors.base import (
     CursorKind,
     Json,
     Mapper,
+    Reconcile,
+    ReconcilePolicy,
     Record,
     Request,
     StreamSpec,
@@ -288,6 +292,7 @@ def build(
             records_key=ITEMS,
             paginator=LinkHeaderPaginator,
             mapper=lambda raw: map_company(raw, opts.crm_field),
+            reconcile=Reconcile(ExternalLink, {"kind": "company"}),
         ),
         ticket_stream("tickets", map_ticket),
         ticket_stream("deleted_tickets", map_deleted_ticket, filter="deleted"),
@@ -297,4 +302,5 @@ def build(
         streams=streams,
         open=lambda: HttpClient(http, client),
         secrets=(cfg.api_key,),
+        reconcile=ReconcilePolicy.from_config(SOURCE, settings.source_config(SOURCE)),
     )

@@ -16,8 +16,13 @@ earlier; the upserts absorb what is read twice. A conversation names its contact
 company: each page's contacts are looked up in one batched `POST /contacts/search` (`id IN`)
 and the first company of the first contact that has one becomes the ticket's
 `account_ref`. A `conversation_rating` also becomes a CSAT `SurveyResponse` (1-5) keyed by
-the conversation. Intercom signals no deletes: a deleted company or conversation stays as
-last seen until a reconcile or webhooks say otherwise.
+the conversation.
+
+Intercom signals no deletes: companies and conversations just disappear. Both streams
+declare a `Reconcile`: when one is due (`reconcile_every_hours` in the sources file), the
+scroll lists every company as it always does, and the search starts from `start_time`
+instead of the cursor, so it lists every conversation; the engine soft-deletes the links
+and tickets these complete listings no longer show.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from connectors.base import (
     Fetcher,
     Json,
     Page,
+    Reconcile,
+    ReconcilePolicy,
     Record,
     Request,
     StartContext,
@@ -295,7 +302,7 @@ def build(
 
     def search(ctx: StartContext) -> dict[str, Any]:
         since = opts.start_time
-        if ctx.since is not None:
+        if ctx.since is not None and not ctx.reconcile:
             since = max(int((ctx.since - opts.search_overlap).timestamp()), 0)
         query = {"field": "updated_at", "operator": ">", "value": since}
         return {"query": query, "pagination": {"per_page": per_page}}
@@ -307,6 +314,7 @@ def build(
             records_key="data",
             paginator=ScrollPaginator,
             mapper=map_company,
+            reconcile=Reconcile(ExternalLink, {"kind": "company"}),
         ),
         StreamSpec(
             name="conversations",
@@ -320,6 +328,7 @@ def build(
             cursor=_run_start,
             enrich=_with_companies(per_page),
             total_key="total_count",
+            reconcile=Reconcile(Ticket),
         ),
     )
     return Connector(
@@ -327,4 +336,5 @@ def build(
         streams=streams,
         open=lambda: HttpClient(http, client),
         secrets=(cfg.access_token,),
+        reconcile=ReconcilePolicy.from_config(SOURCE, settings.source_config(SOURCE)),
     )

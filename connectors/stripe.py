@@ -8,6 +8,11 @@ once for that generation (their cursor is the generation they listed). Later syn
 objects; the lists are not read again. Stripe keeps events for 30 days, so a cursor older
 than `relist_after` starts a new generation and everything is listed again.
 
+A customer deleted while no sync ran for longer than that leaves no event to find, so the
+customers and subscriptions (`status=all`) listings declare a `Reconcile`: when one is due
+(`reconcile_every_hours` in the sources file) they are listed again, whatever the
+generation, and the engine soft-deletes the rows these complete listings no longer show.
+
 Stripe has no MRR field: `monthly_recurring_minor` computes it from the items (normalised
 to a month, permanent discounts applied; trials, metered prices and ended ones count 0).
 """
@@ -30,6 +35,8 @@ from connectors.base import (
     Json,
     Mapper,
     Page,
+    Reconcile,
+    ReconcilePolicy,
     Record,
     Request,
     StartContext,
@@ -377,10 +384,12 @@ def build(
         state = _load(ctx.source_cursors.get("events"))
         return state.generation if state else None
 
-    def listing(name: str, path: str, mapper: Mapper, **params: Any) -> StreamSpec:
+    def listing(
+        name: str, path: str, mapper: Mapper, reconcile: Reconcile | None = None, **params: Any
+    ) -> StreamSpec:
         def query(ctx: StartContext) -> dict[str, Any] | None:
             current = generation(ctx)
-            if current is not None and ctx.cursor == current:
+            if current is not None and ctx.cursor == current and not ctx.reconcile:
                 return None  # listed for this generation: events carry the changes
             return {**params, "limit": cfg.page_size}
 
@@ -394,6 +403,7 @@ def build(
             newest_first=True,
             cursor_kind=CursorKind.OPAQUE,
             cursor=lambda page: generation(page.start) if page.is_last else None,
+            reconcile=reconcile,
         )
 
     streams = (
@@ -409,11 +419,17 @@ def build(
             cursor_kind=CursorKind.OPAQUE,
             cursor=events_cursor,
         ),
-        listing("customers", "/v1/customers", lambda raw: map_customer(raw, key)),
+        listing(
+            "customers",
+            "/v1/customers",
+            lambda raw: map_customer(raw, key),
+            reconcile=Reconcile(ExternalLink, {"kind": "customer"}),
+        ),
         listing(
             "subscriptions",
             "/v1/subscriptions",
             map_subscription,
+            reconcile=Reconcile(Subscription),
             status="all",
             **discount_expansion,
         ),
@@ -424,4 +440,5 @@ def build(
         streams=streams,
         open=lambda: HttpClient(http, client),
         secrets=(cfg.api_key,),
+        reconcile=ReconcilePolicy.from_config(SOURCE, settings.source_config(SOURCE)),
     )

@@ -6,6 +6,15 @@ the sync goes on), upsert the page's rows and commit, and only then save the pag
 and commit again. A crash at any point therefore resumes from the last committed cursor and
 replays at most one page, which the idempotent upserts absorb. Timestamp cursors never move
 backwards and are re-read with a lookback window. Each stream run leaves a `SyncRun` row.
+
+Vendors that never say what they deleted are reconciled: a stream that declares `Reconcile`
+is asked, once the source's `ReconcilePolicy.every` has passed since its last reconcile, for
+a listing of every live record. The ids it shows are kept in memory; only when the listing
+has run to its end in one run are the live rows it did not show soft-deleted, a few
+statements in one transaction with the time of the reconcile, kept in sync state under
+`reconcile_state_key`. A listing that fails or is killed part-way deletes nothing and stays
+due. A listing that shows fewer than `min_share` of the live rows (an empty answer to a
+token that lost its scope) deletes nothing either: the stream ends `refused`, loudly.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from connectors.base import (
     Fetcher,
     Json,
     Page,
+    Reconcile,
     Record,
     StartContext,
     StreamSpec,
@@ -40,12 +50,14 @@ from store.types import utcnow
 from store.upsert import bulk_upsert
 
 __all__ = [
+    "REFUSED",
     "Progress",
     "ProgressEvent",
     "StreamResult",
     "SyncOptions",
     "SyncSummary",
     "map_records",
+    "reconcile_state_key",
     "run_stream",
     "sync_connector",
 ]
@@ -54,6 +66,10 @@ log = logging.getLogger(__name__)
 
 # Errors a mapper raises on a record of unexpected shape: quarantine it, keep syncing.
 _SHAPE_ERRORS = (MappingError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
+REFUSED = "refused"
+"""Status of a stream whose records synced but whose reconcile was refused by the guard."""
+RECONCILE_CHUNK = 500
+"""Ids per `IN (...)` of a soft delete, well under SQLite's limit of bound variables."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,7 @@ Progress = Callable[[ProgressEvent], None]
 
 @dataclass
 class StreamResult:
-    """How one stream's sync went."""
+    """How one stream's sync went: `ok`, `failed`, or `refused` (see `REFUSED`)."""
 
     source: str
     stream: str
@@ -97,6 +113,8 @@ class StreamResult:
     pages: int = 0
     cursor: str | None = None
     error: str | None = None
+    reconciled: int = 0
+    """Rows soft-deleted because this run's full listing no longer showed them."""
     exception: Exception | None = field(default=None, repr=False, compare=False)
 
 
@@ -123,6 +141,10 @@ class SyncSummary:
 
     def records_by_stream(self) -> dict[tuple[str, str], int]:
         return {(r.source, r.stream): r.records for r in self.streams}
+
+    def reconciled_by_stream(self) -> dict[tuple[str, str], int]:
+        """Rows soft-deleted by a reconcile, for the streams that deleted any."""
+        return {(r.source, r.stream): r.reconciled for r in self.streams if r.reconciled}
 
     def raise_first_error(self) -> None:
         """Raise the first stream failure, if any (for callers that want exceptions)."""
@@ -241,16 +263,117 @@ def _cursors(engine: Engine, source: str) -> dict[str, str | None]:
 
 
 def _start_context(
-    spec: StreamSpec, cursors: Mapping[str, str | None], options: SyncOptions
+    spec: StreamSpec, cursors: Mapping[str, str | None], options: SyncOptions, reconcile: bool
 ) -> StartContext:
     committed = cursors.get(spec.name)
     if options.backfill_since is not None:
-        return StartContext(None, options.backfill_since, options.clock(), dict(cursors))
+        return StartContext(None, options.backfill_since, options.clock(), dict(cursors), reconcile)
     since = None
     if spec.cursor_kind is CursorKind.TIMESTAMP and committed:
         at = parse_iso(committed)
         since = at - options.lookback if at else None
-    return StartContext(committed, since, options.clock(), dict(cursors))
+    return StartContext(committed, since, options.clock(), dict(cursors), reconcile)
+
+
+# Delete reconciliation ---------------------------------------------------------------------
+
+
+def reconcile_state_key(stream: str) -> str:
+    """The sync-state stream name under which a stream's last reconcile time is kept."""
+    return f"{stream}:reconciled"
+
+
+def _reconcile_due(
+    connector: Connector, spec: StreamSpec, cursors: Mapping[str, str | None], now: datetime
+) -> bool:
+    """Whether this run of the stream must list everything and reconcile deletes."""
+    if spec.reconcile is None:
+        return False
+    try:
+        last = parse_iso(cursors.get(reconcile_state_key(spec.name)))
+    except MappingError:
+        return True  # an unreadable time: reconcile, and write a readable one
+    return last is None or now - last >= connector.reconcile.every
+
+
+def _note_seen(seen: set[str], spec: StreamSpec, raw: Sequence[Json], page: _MappedPage) -> None:
+    """Every record of a listed page counts as seen, mapped or not (quarantined, skipped)."""
+    seen.update(spec.record_key(item) for item in raw)
+    model = spec.reconcile.model if spec.reconcile else None
+    seen.update(
+        str(rec.values["external_id"])
+        for rec in page.records
+        if rec.model is model and "external_id" in rec.values
+    )
+
+
+def _scoped(plan: Reconcile, source: str) -> list[Any]:
+    """The conditions that select the live rows a reconcile covers."""
+    columns = table_of(plan.model).c
+    conditions = [columns.source == source, columns.deleted_at.is_(None)]
+    conditions += [columns[name] == value for name, value in plan.scope.items()]
+    return conditions
+
+
+def _live_ids(session: Session, plan: Reconcile, source: str) -> set[str]:
+    columns = table_of(plan.model).c
+    query = select(columns.external_id).where(*_scoped(plan, source))
+    return set(session.execute(query).scalars())
+
+
+def _soft_delete(
+    session: Session, plan: Reconcile, source: str, ids: Sequence[str], now: datetime
+) -> None:
+    """Set `deleted_at` on the given live rows: one statement per chunk of ids."""
+    table = table_of(plan.model)
+    for start in range(0, len(ids), RECONCILE_CHUNK):
+        chunk = ids[start : start + RECONCILE_CHUNK]
+        session.execute(
+            update(table)
+            .where(*_scoped(plan, source), table.c.external_id.in_(chunk))
+            .values(deleted_at=now)
+        )
+
+
+def _refusal(spec: StreamSpec, source: str, kept: int, live: int, min_share: float) -> str:
+    return (
+        f"{source}/{spec.name}: the full listing showed {kept} of {live} live rows "
+        f"({kept / live:.0%}), below the reconcile guard of {min_share:.0%}, so nothing was "
+        f"deleted; check that the credentials still see every record, or lower "
+        f"reconcile_min_share for {source} in the sources file if the deletes are real"
+    )
+
+
+def _reconcile(
+    engine: Engine,
+    connector: Connector,
+    spec: StreamSpec,
+    seen: set[str],
+    result: StreamResult,
+    now: datetime,
+) -> None:
+    """After a complete listing: soft-delete the live rows it did not show, unless too many.
+
+    The deletes and the time of the reconcile commit together, or not at all.
+    """
+    plan, policy, source = spec.reconcile, connector.reconcile, connector.source
+    assert plan is not None
+    with session_scope(engine) as session:
+        live = _live_ids(session, plan, source)
+        missing = sorted(live - seen)
+        kept = len(live) - len(missing)
+        if missing and kept < policy.min_share * len(live):
+            result.status = REFUSED
+            result.error = _refusal(spec, source, kept, len(live), policy.min_share)
+            log.warning("%s", result.error)
+            return
+        _soft_delete(session, plan, source, missing, now)
+        state = {"source": source, "stream": reconcile_state_key(spec.name)}
+        row = {**state, "cursor": now.isoformat(), "updated_at": now}
+        bulk_upsert(session, SyncState, [row], keys=("source", "stream"))
+    result.reconciled = len(missing)
+    if missing:
+        log.info("%s/%s: %d rows no longer listed, soft-deleted", source, spec.name, len(missing))
 
 
 def _page_records(spec: StreamSpec, body: Json) -> list[Json]:
@@ -309,7 +432,9 @@ def run_stream(
 
     try:
         cursors = _cursors(engine, source)
-        ctx = _start_context(spec, cursors, options)
+        due = _reconcile_due(connector, spec, cursors, options.clock())
+        ctx = _start_context(spec, cursors, options, reconcile=due)
+        seen: set[str] | None = set() if due else None
         committed = result.cursor = cursors.get(spec.name)
         request = spec.first_request(ctx)
         paginator = spec.paginator()
@@ -322,6 +447,8 @@ def run_stream(
             if total is None and spec.total_key and isinstance(body.get(spec.total_key), int):
                 total = body[spec.total_key]
             mapped = map_records(source, spec, raw)
+            if seen is not None:
+                _note_seen(seen, spec, raw, mapped)
             with session_scope(engine) as session:
                 write_page(session, source, spec.name, mapped, options.clock())
             result.pages += 1
@@ -338,6 +465,8 @@ def run_stream(
             report(done=False)
             request = paginator.next_request(request) if paginator.has_more else None
         result.status = "ok"
+        if seen is not None and result.pages:  # the listing ran to its end in this run
+            _reconcile(engine, connector, spec, seen, result, options.clock())
     except Exception as exc:
         result.status = "failed"
         result.exception = exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,8 @@ from connectors.freshdesk import (
     map_deleted_ticket,
     map_ticket,
 )
+from connectors.identity import resolve_identities
+from reports import unmatched
 from settings import ConfigError, FreshdeskSettings, Settings
 from store.models import ExternalLink, QuarantinedRecord, SyncState, Ticket
 from tests.connectors.fake_freshdesk import DOMAIN, FakeFreshdesk
@@ -324,3 +326,39 @@ def test_build_refuses_missing_settings() -> None:
     settings = Settings(_env_file=None, freshdesk=FreshdeskSettings(domain=DOMAIN))
     with pytest.raises(ConfigError, match="FRESHDESK__API_KEY"):
         freshdesk.build(settings)
+
+
+# Deletes: companies have no deleted filter, so complete listings reconcile them -----------
+
+
+def test_a_reconcile_soft_deletes_a_vanished_company_and_readers_leave_it_out(
+    engine: Engine,
+) -> None:
+    world = freshdesk_world()
+    world.sync(engine)
+    vendor: FakeFreshdesk = world.vendor
+    vendor.companies = [c for c in vendor.companies if c["id"] != 48000512003]
+    world.now += timedelta(days=1)
+    results = world.sync(engine)
+    assert {name: (r.status, r.reconciled) for name, r in results.items()} == {
+        "companies": ("ok", 1),
+        "tickets": ("ok", 0),
+        "deleted_tickets": ("ok", 0),
+    }
+    links = {link.external_id: link.deleted_at for link in _rows(engine, ExternalLink)}
+    assert {k for k, at in links.items() if at is not None} == {"48000512003"}
+    assert links["48000512003"] == world.now
+    with Session(engine) as session:
+        assert sum(resolve_identities(session).values()) == 4
+    assert "48000512003" not in {row["external_id"] for row in unmatched(engine)}
+
+
+def test_an_empty_company_list_deletes_nothing_and_says_so(engine: Engine) -> None:
+    world = freshdesk_world()
+    world.sync(engine)
+    world.vendor.companies = []  # e.g. an agent whose role no longer sees companies
+    world.now += timedelta(days=1)
+    result = world.sync(engine, ["companies"])["companies"]
+    assert result.status == "refused"
+    assert "showed 0 of 5 live rows" in (result.error or "")
+    assert all(link.deleted_at is None for link in _rows(engine, ExternalLink))

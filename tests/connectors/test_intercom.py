@@ -25,6 +25,8 @@ from connectors.intercom import (
     map_company,
     map_conversation,
 )
+from reports import unmatched
+from scoring.measures import ticket_volume
 from settings import ConfigError, IntercomSettings, Settings
 from store.models import (
     Account,
@@ -404,3 +406,79 @@ def test_a_conversation_of_a_bad_shape_is_quarantined(engine: Engine) -> None:
 def test_build_without_a_token_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="INTERCOM__ACCESS_TOKEN"):
         intercom.build(Settings(_env_file=None, intercom=IntercomSettings()))
+
+
+# Deletes: Intercom has no tombstones, so complete listings reconcile them ------------------
+
+
+def test_a_reconcile_soft_deletes_vanished_companies_and_conversations(engine: Engine) -> None:
+    world = intercom_world()
+    first = world.sync(engine)
+    assert {r.reconciled for r in first.values()} == {0}
+    vendor: FakeIntercom = world.vendor
+    vendor.companies = [c for c in vendor.companies if c["id"] != GLOBEX]
+    vendor.conversations = [c for c in vendor.conversations if c["id"] != "101"]
+
+    early = world.sync(engine)  # the same day: no reconcile is due yet
+    assert {r.reconciled for r in early.values()} == {0}
+    world.now += timedelta(days=1)
+    results = world.sync(engine)
+    assert {name: (r.status, r.reconciled) for name, r in results.items()} == {
+        "companies": ("ok", 1),
+        "conversations": ("ok", 1),
+    }
+    searches = [  # the first request of each sync's search
+        b["query"]["value"]
+        for r, b in vendor.bodies
+        if r == "conversations" and "starting_after" not in b["pagination"]
+    ]
+    assert len(searches) == 3
+    assert searches[-2] > 0, "a sync between reconciles searches from its cursor"
+    assert searches[-1] == 0, "a reconcile searches from start_time: every conversation"
+    links = {link.external_id: link.deleted_at for link in _rows(engine, ExternalLink)}
+    assert links == {ACME: None, GLOBEX: world.now, INITECH: None, UMBRELLA: None, HOOLI: None}
+    tickets = {t.external_id: t.deleted_at for t in _rows(engine, Ticket)}
+    assert {k for k, at in tickets.items() if at is not None} == {"101"}
+
+
+def test_scores_and_reports_leave_reconciled_deletes_out(engine: Engine) -> None:
+    world = intercom_world()
+    world.sync(engine)
+    with Session(engine) as session:
+        session.add(
+            Account(source="hubspot", external_id="5001", name="Acme Corp", domain="acme.com")
+        )
+        session.commit()
+        before = resolve_identities(session)
+        session.commit()
+        acme = session.scalars(select(Account)).one().id
+        assert ticket_volume(session, NOW.date())[acme].details["recent"] == 2
+    assert any(row["external_id"] == GLOBEX for row in unmatched(engine))
+
+    vendor: FakeIntercom = world.vendor
+    vendor.companies = [c for c in vendor.companies if c["id"] != GLOBEX]
+    vendor.conversations = [c for c in vendor.conversations if c["id"] != "101"]
+    world.now += timedelta(days=1)
+    world.sync(engine)
+    with Session(engine) as session:
+        after = resolve_identities(session)
+        session.commit()
+        assert ticket_volume(session, NOW.date())[acme].details["recent"] == 1
+    assert sum(after.values()) == sum(before.values()) - 1
+    assert all(row["external_id"] != GLOBEX for row in unmatched(engine))
+
+
+def test_a_company_that_comes_back_is_live_again(engine: Engine) -> None:
+    world = intercom_world()
+    world.sync(engine, ["companies"])
+    vendor: FakeIntercom = world.vendor
+    globex = next(c for c in vendor.companies if c["id"] == GLOBEX)
+    vendor.companies = [c for c in vendor.companies if c["id"] != GLOBEX]
+    world.now += timedelta(days=1)
+    assert world.sync(engine, ["companies"])["companies"].reconciled == 1
+    vendor.companies.append(globex)
+    world.now += timedelta(hours=1)
+    world.sync(engine, ["companies"])
+    assert {link.external_id: link.deleted_at for link in _rows(engine, ExternalLink)}[
+        GLOBEX
+    ] is None

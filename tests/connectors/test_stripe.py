@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from connectors.errors import AuthError, MappingError
+from connectors.identity import resolve_identities
 from connectors.stripe import (
     map_customer,
     map_event,
@@ -19,7 +20,8 @@ from connectors.stripe import (
     map_subscription,
     monthly_recurring_minor,
 )
-from store.models import ExternalLink, Invoice, Subscription
+from scoring.measures import subscription_state
+from store.models import Account, ExternalLink, Invoice, Subscription
 from tests.connectors.fakes import load
 from tests.connectors.worlds import stripe_world
 
@@ -252,7 +254,7 @@ def test_later_syncs_walk_events_forward_and_do_not_relist(engine: Engine) -> No
 
     world.vendor.publish(load("stripe", "new_events.json"))
     world.vendor.requests.clear()
-    world.now += timedelta(days=1)
+    world.now += timedelta(hours=1)  # within the reconcile cadence: no listing is due
     events = world.sync(engine)["events"]
     assert (events.records, events.skipped, events.pages) == (6, 1, 4)
     # the one subscription event that names its discount by id is read once, expanded
@@ -286,6 +288,87 @@ def test_a_cursor_older_than_the_event_retention_relists(engine: Engine) -> None
     assert dict(world.vendor.requests[0].url.params) == {"limit": "1"}
     assert {"/v1/customers", "/v1/subscriptions", "/v1/invoices"} <= set(paths)
     assert results["customers"].records == 4
+
+
+# Deletes no event tells of: reconciles --------------------------------------------------
+
+
+def _vanish(world: Any, customer: str, subscription: str) -> None:
+    """Objects gone from Stripe's lists, and no event left to say so (events live 30 days)."""
+    vendor = world.vendor
+    vendor.customers = [c for c in vendor.customers if c["id"] != customer]
+    vendor.subscriptions = [s for s in vendor.subscriptions if s["id"] != subscription]
+
+
+def test_deletes_missed_while_down_past_the_event_retention_are_reconciled(
+    engine: Engine,
+) -> None:
+    world = stripe_world()
+    first = world.sync(engine)
+    assert {r.reconciled for r in first.values()} == {0}
+    _vanish(world, "cus_QGlobex00000002", "sub_1Globex00000002")
+    world.now += timedelta(days=40)
+    results = world.sync(engine)
+    assert {name: (r.status, r.reconciled) for name, r in results.items()} == {
+        "events": ("ok", 0),
+        "customers": ("ok", 1),
+        "subscriptions": ("ok", 1),
+        "invoices": ("ok", 0),
+    }
+    links = {k: link.deleted_at for k, link in _rows(engine, ExternalLink).items()}
+    assert {k for k, at in links.items() if at is not None} == {"cus_QGlobex00000002"}
+    assert links["cus_QGlobex00000002"] == world.now
+    subs = {k: sub.deleted_at for k, sub in _rows(engine, Subscription).items()}
+    assert {k for k, at in subs.items() if at is not None} == {"sub_1Globex00000002"}
+    assert "sub_1AcmeOld0000004" in subs, "canceled subscriptions are listed with status=all"
+
+
+def test_a_due_reconcile_lists_customers_and_subscriptions_again(engine: Engine) -> None:
+    world = stripe_world()
+    world.sync(engine)
+    _vanish(world, "cus_QInitech0000004", "sub_1Initech0000003")
+    world.vendor.requests.clear()
+    world.now += timedelta(hours=23)
+    assert sum(r.reconciled for r in world.sync(engine).values()) == 0
+    assert [r.url.path for r in world.vendor.requests] == ["/v1/events"]
+    world.vendor.requests.clear()
+    world.now += timedelta(hours=1)
+    results = world.sync(engine)
+    assert {r.url.path for r in world.vendor.requests} == {
+        "/v1/events",
+        "/v1/customers",
+        "/v1/subscriptions",
+    }, "invoices are not reconciled, so not listed again"
+    assert all(
+        p.url.params["status"] == "all"
+        for p in world.vendor.requests
+        if p.url.path == "/v1/subscriptions"
+    )
+    assert (results["customers"].reconciled, results["subscriptions"].reconciled) == (1, 1)
+    world.vendor.requests.clear()
+    world.now += timedelta(hours=1)
+    world.sync(engine)
+    assert [r.url.path for r in world.vendor.requests] == ["/v1/events"]
+
+
+def test_scores_and_matching_leave_reconciled_deletes_out(engine: Engine) -> None:
+    world = stripe_world()
+    with Session(engine) as session:
+        session.add(Account(source="hubspot", external_id="5003", name="Initech"))
+        session.commit()
+    world.sync(engine)
+    with Session(engine) as session:
+        assert resolve_identities(session) == {"matched": 2, "unmatched": 3}
+        session.commit()
+        initech = session.scalars(select(Account)).one().id
+        assert initech in subscription_state(session, world.now.date())
+    _vanish(world, "cus_QInitech0000004", "sub_1Initech0000003")
+    world.now += timedelta(days=1)
+    world.sync(engine)
+    with Session(engine) as session:
+        assert resolve_identities(session) == {"matched": 1, "unmatched": 3}
+        session.commit()
+        assert initech not in subscription_state(session, world.now.date())
 
 
 def test_wrong_key_is_an_auth_error_without_any_key(engine: Engine) -> None:
