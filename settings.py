@@ -15,6 +15,7 @@ from typing import Protocol
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -29,6 +30,7 @@ __all__ = [
     "FreshdeskSettings",
     "HubSpotSettings",
     "IntercomSettings",
+    "SalesforceSettings",
     "Schedule",
     "SchedulerSettings",
     "Settings",
@@ -139,6 +141,52 @@ class HubSpotSettings(BaseModel):
 
     def enabled(self) -> bool:
         return _check_complete("HUBSPOT", {"token": self.token})
+
+
+class SalesforceSettings(BaseModel):
+    """Salesforce CRM: a connected app's consumer key, with its secret (client credentials
+    flow) or with an integration user and that app's certificate key (JWT bearer flow)."""
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    private_key_file: Path | None = None
+    login_url: str = "https://login.salesforce.com"
+    api_version: str = "61.0"
+    page_size: int = 2000
+    limit_reserve: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Share of the org's daily API allocation left to its other integrations."""
+
+    def enabled(self) -> bool:
+        if self.uses_jwt():
+            if self.client_secret is not None and self.client_secret.get_secret_value():
+                raise ConfigError(
+                    "salesforce has both SALESFORCE__CLIENT_SECRET (client credentials) and "
+                    "SALESFORCE__USERNAME or SALESFORCE__PRIVATE_KEY_FILE (JWT bearer) set: "
+                    "keep the variables of one flow and unset the others"
+                )
+            return _check_complete(
+                "SALESFORCE",
+                {
+                    "client_id": self.client_id,
+                    "username": self.username,
+                    "private_key_file": self.private_key_file,
+                },
+            )
+        if self.client_secret is None and self.client_id:
+            raise ConfigError(
+                "salesforce is half-configured: SALESFORCE__CLIENT_ID is set but neither "
+                "SALESFORCE__CLIENT_SECRET (client credentials) nor SALESFORCE__USERNAME and "
+                "SALESFORCE__PRIVATE_KEY_FILE (JWT bearer) are; add one of them to .env or the "
+                "environment, or unset SALESFORCE__CLIENT_ID to disable salesforce"
+            )
+        return _check_complete(
+            "SALESFORCE", {"client_id": self.client_id, "client_secret": self.client_secret}
+        )
+
+    def uses_jwt(self) -> bool:
+        """True for the JWT bearer flow, False for client credentials."""
+        return bool(self.username or self.private_key_file)
 
 
 class ZendeskSettings(BaseModel):
@@ -300,6 +348,7 @@ class Settings(BaseSettings):
     log_level: str = "WARNING"
 
     hubspot: HubSpotSettings = HubSpotSettings()
+    salesforce: SalesforceSettings = SalesforceSettings()
     zendesk: ZendeskSettings = ZendeskSettings()
     stripe: StripeSettings = StripeSettings()
     freshdesk: FreshdeskSettings = FreshdeskSettings()
@@ -315,6 +364,7 @@ class Settings(BaseSettings):
         """Names of the data sources with complete credentials, in sync order."""
         candidates: dict[str, _Source] = {
             "hubspot": self.hubspot,
+            "salesforce": self.salesforce,
             "zendesk": self.zendesk,
             "freshdesk": self.freshdesk,
             "intercom": self.intercom,
@@ -359,6 +409,7 @@ class Settings(BaseSettings):
         """Every configured secret value, for scrubbing from output."""
         values: list[SecretStr | None] = [
             self.hubspot.token,
+            self.salesforce.client_secret,
             self.zendesk.api_token,
             self.stripe.api_key,
             self.freshdesk.api_key,

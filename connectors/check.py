@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from connectors.base import Connector, StartContext
 from connectors.errors import AuthError, RetriableError, SyncError
-from connectors.http import HttpClient
+from connectors.http import AllocationExhaustedError, HttpClient
 from store.types import utcnow
 
 __all__ = ["CheckLine", "check_connector"]
@@ -45,8 +45,8 @@ def check_connector(connector: Connector, now: datetime | None = None) -> list[C
                 fetcher.fetch(request)
             except AuthError as exc:
                 lines.append(CheckLine(connector.source, name, False, str(exc)))
-                if "(HTTP 401)" in str(exc):
-                    break  # a rejected credential fails every stream the same way
+                if "(HTTP 403)" not in str(exc):
+                    break  # a rejected credential or login fails every stream the same way
                 continue
             except RetriableError as exc:
                 detail = f"unreachable or failing: {exc}; check the base URL and the network"
@@ -54,6 +54,8 @@ def check_connector(connector: Connector, now: datetime | None = None) -> list[C
                 break
             except SyncError as exc:
                 lines.append(CheckLine(connector.source, name, False, str(exc)))
+                if isinstance(exc, AllocationExhaustedError):
+                    break  # the vendor's allocation is spent for every stream
                 continue
             lines.append(CheckLine(connector.source, name, True, "readable"))
         if isinstance(fetcher, HttpClient) and (quota := fetcher.quota_remaining()):

@@ -7,8 +7,12 @@ and exponential backoff with jitter otherwise, within a cap on attempts and on t
 A `RateLimiter` reads the vendor's remaining-quota headers (declared as data per source)
 and slows down before the vendor has to answer 429; a limit the vendor enforces without
 reporting it in headers (HubSpot's search: 5 requests per second) is declared as a
-`RequestBudget` and kept by spacing the requests it covers. The sleep function is injected through
-`ClientOptions`, so tests wait for nothing yet can assert every wait that was asked for.
+`RequestBudget` and kept by spacing the requests it covers. An `Allocation` over a long window
+(a rolling day) cannot be waited out: the client stops before it is spent, keeping a reserve
+for the vendor account's other integrations, and raises `AllocationExhaustedError`. A vendor
+whose error answers need more than their status to be understood maps them with
+`HttpSource.errors`. The sleep function is injected through `ClientOptions`, so tests wait for
+nothing yet can assert every wait that was asked for.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from tenacity import (
 )
 
 from connectors.base import Json, Request
-from connectors.errors import AuthError, FatalError, RetriableError, scrub
+from connectors.errors import AuthError, FatalError, RetriableError, SyncError, scrub
 
 __all__ = [
     "USER_AGENT",
+    "Allocation",
+    "AllocationExhaustedError",
     "BasicAuth",
     "BearerAuth",
     "ClientOptions",
@@ -119,6 +125,39 @@ class RequestBudget:
     the one it follows."""
 
 
+class AllocationExhaustedError(FatalError):
+    """The vendor's long-window allocation is spent, or down to the reserve kept for others:
+    retrying cannot help until usage falls, so the source stops sending."""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A request allocation over a long window that the vendor reports as used and limit.
+
+    Pacing cannot stretch a rolling day, so once no more than `reserve` (a share of the limit)
+    is left, the client sends nothing more and raises `AllocationExhaustedError`: the rest is
+    left to the other integrations of the vendor account, and the next sync resumes from the
+    last committed cursor.
+    """
+
+    header: str
+    """The header that reports usage, for messages and `quota_remaining`."""
+    usage: Callable[[httpx.Headers], tuple[float, float] | None]
+    """(used, limit) as a response's headers report them; None when they do not."""
+    reserve: float = 0.1
+    window: str = "24 h"
+    advice: str = "lower the schedule"
+    """What an admin can do about it, for messages."""
+
+    def stop(self, source: str, used: float, limit: float) -> AllocationExhaustedError:
+        """The error of stopping at the reserve, before the vendor has to refuse."""
+        return AllocationExhaustedError(
+            f"{source} stopped at {used:g}/{limit:g} API requests in {self.window}, keeping "
+            f"{self.reserve:.0%} for other integrations: sync resumes from the last committed "
+            f"cursor once usage falls; {self.advice}"
+        )
+
+
 @dataclass(frozen=True)
 class HttpSource:
     """Everything source-specific about talking to one vendor."""
@@ -139,6 +178,11 @@ class HttpSource:
     """A header and value with which the vendor says a failure must not be retried."""
     list_envelope: Callable[[list[Any], httpx.Response], Json] | None = None
     """Turns a bare JSON array answer into an object (e.g. items + the Link header's next)."""
+    errors: Callable[[Request, httpx.Response], SyncError | None] | None = None
+    """Maps an error answer the status alone does not explain (a code in the body) to the
+    error to raise; None leaves it to the status rules."""
+    allocation: Allocation | None = None
+    """A long-window allocation the vendor reports on each response; see `Allocation`."""
 
 
 class BearerAuth(httpx.Auth):
@@ -332,6 +376,8 @@ class HttpClient:
             source.quotas, options.sleep, options.clock, source.budgets, options.monotonic
         )
         self._policy = options.retry
+        self._usage: tuple[float, float] | None = None
+        self._spent: AllocationExhaustedError | None = None
         self._backoff = wait_exponential_jitter(
             initial=options.retry.backoff_initial,
             max=options.retry.backoff_max,
@@ -381,6 +427,7 @@ class HttpClient:
         return body
 
     def _send_once(self, request: Request) -> httpx.Response:
+        self._check_allocation()
         self._limiter.wait(request)
         try:
             response = self._client.request(
@@ -396,8 +443,20 @@ class HttpClient:
                 f"{type(exc).__name__} {message}"
             ) from exc
         self._limiter.observe(response.headers)
+        if self.source.allocation is not None:
+            self._usage = self.source.allocation.usage(response.headers) or self._usage
         self._check(request, response)
         return response
+
+    def _check_allocation(self) -> None:
+        """Refuse to send once the allocation is spent or down to its reserve."""
+        allocation = self.source.allocation
+        if self._spent is None and allocation is not None and self._usage is not None:
+            used, limit = self._usage
+            if used >= limit * (1 - allocation.reserve):
+                self._spent = allocation.stop(self.source.source, used, limit)
+        if self._spent is not None:
+            raise AllocationExhaustedError(str(self._spent))
 
     def _secrets(self) -> list[str]:
         return [s.get_secret_value() for s in self.source.secrets]
@@ -407,6 +466,11 @@ class HttpClient:
         if status < 400:
             return
         src = self.source
+        mapped = src.errors(request, response) if src.errors is not None else None
+        if mapped is not None:
+            if isinstance(mapped, AllocationExhaustedError):
+                self._spent = mapped
+            raise mapped
         if status == 401:
             raise AuthError(
                 f"{src.source} rejected {src.credential} (HTTP 401): "
@@ -431,7 +495,11 @@ class HttpClient:
 
     def quota_remaining(self) -> dict[str, float]:
         """What the vendor last said is left of its quotas, by header name."""
-        return dict(self._limiter.remaining)
+        remaining = dict(self._limiter.remaining)
+        if self.source.allocation is not None and self._usage is not None:
+            used, limit = self._usage
+            remaining[self.source.allocation.header] = max(limit - used, 0.0)
+        return remaining
 
     def close(self) -> None:
         self._client.close()

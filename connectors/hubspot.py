@@ -359,17 +359,25 @@ def _with_companies(batch: int) -> Callable[[Fetcher, list[Json]], list[Json]]:
 RENEWAL_KINDS = ("renewal", "existingbusiness")
 
 
-def set_account_rollups(session: Session, *, arr: bool = True, renewal_date: bool = True) -> None:
+def set_account_rollups(
+    session: Session,
+    *,
+    arr: bool = True,
+    renewal_date: bool = True,
+    source: str = SOURCE,
+    renewal_kinds: Sequence[str] = RENEWAL_KINDS,
+) -> None:
     """ARR = the latest won deal's ARR; renewal date = earliest open renewal's close date.
 
     The latest won deal, not the sum of all: a renewal restates the contract's ARR, so
     summing every won deal would count a renewed contract twice. HubSpot's stock deal types
-    call renewals "existingbusiness"; a custom "renewal" type counts too.
+    call renewals "existingbusiness"; a custom "renewal" type counts too. Another CRM passes
+    its own `source` and the (lower-case) opportunity kinds that are renewals there.
     """
     accounts = table_of(Account)
     deals = table_of(Opportunity).c
     mine = (
-        deals.source == SOURCE,
+        deals.source == source,
         deals.account_ref == accounts.c.external_id,
         deals.deleted_at.is_(None),
     )
@@ -380,7 +388,7 @@ def set_account_rollups(session: Session, *, arr: bool = True, renewal_date: boo
         .limit(1)
     )
     renewal = select(func.min(deals.close_date)).where(
-        *mine, deals.kind.in_(RENEWAL_KINDS), deals.is_closed.is_(False)
+        *mine, deals.kind.in_(tuple(renewal_kinds)), deals.is_closed.is_(False)
     )
     rollups: dict[str, Any] = {}
     if arr:
@@ -388,7 +396,7 @@ def set_account_rollups(session: Session, *, arr: bool = True, renewal_date: boo
     if renewal_date:
         rollups["renewal_date"] = renewal.scalar_subquery()
     if rollups:  # fields mapped to company properties are left as the CRM says
-        session.execute(update(accounts).where(accounts.c.source == SOURCE).values(**rollups))
+        session.execute(update(accounts).where(accounts.c.source == source).values(**rollups))
 
 
 def build(

@@ -21,6 +21,7 @@ from connectors import (
     freshdesk,
     hubspot,
     intercom,
+    salesforce,
     sql_source,
     stripe,
     usage_file,
@@ -40,6 +41,7 @@ Factory = Callable[[Settings, ClientOptions | None], Connector | None]
 
 BUILT_IN: dict[str, Factory] = {
     "hubspot": lambda settings, client: hubspot.build(settings, client),
+    "salesforce": lambda settings, client: salesforce.build(settings, client),
     "zendesk": lambda settings, client: zendesk.build(settings, client),
     "freshdesk": lambda settings, client: freshdesk.build(settings, client),
     "intercom": lambda settings, client: intercom.build(settings, client),

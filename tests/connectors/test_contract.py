@@ -2,13 +2,16 @@
 
 Paging ends; a repeated page token stops the loop with PagingError; the cursor never moves
 backwards; a second sync fetches nothing new; a 429 is waited out for exactly Retry-After
-and retried; a crash between a page's commit and its cursor's commit loses nothing.
+and retried; a crash between a page's commit and its cursor's commit loses nothing. Streams
+that reconcile deletes apply what a complete listing reveals, once, and nothing when the
+listing stops part-way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +20,12 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, SQLModel
 
 from connectors import sync
-from connectors.base import CursorKind, parse_iso
+from connectors.base import CursorKind, parse_iso, table_of
 from connectors.errors import PagingError
 from connectors.paginators import SinglePagePaginator
 from store.db import make_engine
 from store.models import SyncRun, SyncState
-from tests.connectors.worlds import WORLDS, World
+from tests.connectors.worlds import VANISH, WORLDS, World
 
 CASES = [
     ("hubspot", "owners"),
@@ -30,6 +33,11 @@ CASES = [
     ("hubspot", "archived_companies"),
     ("hubspot", "deals"),
     ("hubspot", "archived_deals"),
+    ("salesforce", "users"),
+    ("salesforce", "accounts"),
+    ("salesforce", "deleted_accounts"),
+    ("salesforce", "opportunities"),
+    ("salesforce", "deleted_opportunities"),
     ("zendesk", "organizations"),
     ("zendesk", "tickets"),
     ("zendesk", "satisfaction_ratings"),
@@ -223,3 +231,58 @@ def test_crash_between_page_commit_and_cursor_commit_loses_nothing(
     results = rerun.sync(engine, world.streams_for(stream))
     assert all(r.status == "ok" for r in results.values())
     assert _counts(engine) == expected
+
+
+# Deletes applied by reconciles: streams whose complete listing shows every live record ------
+
+RECONCILED = sorted(VANISH)
+
+
+@pytest.fixture(params=RECONCILED, ids=[f"{s}-{t}" for s, t in RECONCILED])
+def reconciled(request: pytest.FixtureRequest) -> tuple[World, str]:
+    source, stream = request.param
+    return WORLDS[source](), stream
+
+
+def _deleted_ids(engine: Engine, world: World, stream: str) -> set[str]:
+    plan = world.connector.stream(stream).reconcile
+    assert plan is not None, f"{stream} declares no reconcile"
+    table = table_of(plan.model)
+    query = select(table.c.external_id).where(
+        table.c.source == world.connector.source, table.c.deleted_at.is_not(None)
+    )
+    with Session(engine) as session:
+        return set(session.execute(query).scalars())
+
+
+def test_a_complete_listing_applies_the_deletes_it_reveals_once(
+    engine: Engine, reconciled: tuple[World, str]
+) -> None:
+    world, stream = reconciled
+    first = world.sync(engine, world.streams_for(stream))[stream]
+    assert (first.status, first.reconciled) == ("ok", 0), first.error
+    before = _deleted_ids(engine, world, stream)
+    gone = VANISH[(world.connector.source, stream)](world.vendor)
+    world.now += timedelta(days=1)
+    second = world.sync(engine, world.streams_for(stream))[stream]
+    assert (second.status, second.reconciled) == ("ok", 1), second.error
+    assert _deleted_ids(engine, world, stream) == before | {gone}
+    world.now += timedelta(days=1)
+    third = world.sync(engine, world.streams_for(stream))[stream]
+    assert (third.status, third.reconciled) == ("ok", 0), third.error
+    assert _deleted_ids(engine, world, stream) == before | {gone}
+
+
+def test_a_listing_that_stops_part_way_applies_no_delete(
+    engine: Engine, reconciled: tuple[World, str]
+) -> None:
+    world, stream = reconciled
+    world.sync(engine, world.streams_for(stream))
+    before = _deleted_ids(engine, world, stream)
+    VANISH[(world.connector.source, stream)](world.vendor)
+    world.vendor.stuck.add(stream)
+    world.now += timedelta(days=1)
+    result = world.sync(engine, world.streams_for(stream))[stream]
+    assert result.status == "failed"
+    assert result.reconciled == 0
+    assert _deleted_ids(engine, world, stream) == before

@@ -12,7 +12,16 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from connectors import chargebee, freshdesk, hubspot, intercom, stripe, usage_file, zendesk
+from connectors import (
+    chargebee,
+    freshdesk,
+    hubspot,
+    intercom,
+    salesforce,
+    stripe,
+    usage_file,
+    zendesk,
+)
 from connectors.base import Connector
 from connectors.http import ClientOptions
 from connectors.sync import Progress, StreamResult, SyncOptions, sync_connector
@@ -21,6 +30,7 @@ from settings import (
     FreshdeskSettings,
     HubSpotSettings,
     IntercomSettings,
+    SalesforceSettings,
     Settings,
     StripeSettings,
     UsageFileSettings,
@@ -36,6 +46,9 @@ from tests.connectors.fake_hubspot import TOKEN as HUBSPOT_TOKEN
 from tests.connectors.fake_hubspot import FakeHubSpot
 from tests.connectors.fake_intercom import TOKEN as INTERCOM_TOKEN
 from tests.connectors.fake_intercom import FakeIntercom
+from tests.connectors.fake_salesforce import CLIENT_ID as SALESFORCE_CLIENT_ID
+from tests.connectors.fake_salesforce import CLIENT_SECRET as SALESFORCE_SECRET
+from tests.connectors.fake_salesforce import FakeSalesforce
 from tests.connectors.fake_stripe import API_KEY as STRIPE_KEY
 from tests.connectors.fake_stripe import FakeStripe
 from tests.connectors.fake_zendesk import EMAIL as ZENDESK_EMAIL
@@ -89,6 +102,21 @@ def hubspot_world(
     )
     options = hubspot.HubSpotOptions(search_limit=page_size, result_cap=result_cap)
     return World(hubspot.build(settings, client, options), vendor, sleeps)
+
+
+def salesforce_world(
+    client_secret: str = SALESFORCE_SECRET, page_size: int = 2, **settings: Any
+) -> World:
+    vendor = FakeSalesforce()
+    sleeps: list[float] = []
+    cfg = SalesforceSettings(
+        client_id=SALESFORCE_CLIENT_ID,
+        client_secret=SecretStr(client_secret),
+        page_size=page_size,
+        **settings,
+    )
+    client = ClientOptions(transport=vendor.transport(), sleep=sleeps.append)
+    return World(salesforce.build(_settings(salesforce=cfg), client), vendor, sleeps)
 
 
 def zendesk_world(token: str = ZENDESK_TOKEN, page_size: int = 2) -> World:
@@ -162,6 +190,7 @@ def usage_world(path: Path = USAGE_CSV) -> World:
 
 WORLDS: dict[str, Callable[[], World]] = {
     "hubspot": hubspot_world,
+    "salesforce": salesforce_world,
     "zendesk": zendesk_world,
     "stripe": stripe_world,
     "freshdesk": freshdesk_world,
@@ -173,3 +202,23 @@ WORLDS: dict[str, Callable[[], World]] = {
 
 def vendor_of(world: World) -> FakeVendor | None:
     return world.vendor if isinstance(world.vendor, FakeVendor) else None
+
+
+def _vanish(collection: str) -> Callable[[Any], str]:
+    """Drop the oldest record of a fake vendor's collection, a delete no vendor signal tells."""
+
+    def vanish(vendor: Any) -> str:
+        gone = getattr(vendor, collection).pop(0)
+        return str(gone["id"])
+
+    return vanish
+
+
+VANISH: dict[tuple[str, str], Callable[[Any], str]] = {
+    ("intercom", "companies"): _vanish("companies"),
+    ("intercom", "conversations"): _vanish("conversations"),
+    ("freshdesk", "companies"): _vanish("companies"),
+    ("stripe", "customers"): _vanish("customers"),
+    ("stripe", "subscriptions"): _vanish("subscriptions"),
+}
+"""Streams whose complete listing reconciles deletes, and how to delete one of their records."""
