@@ -50,6 +50,12 @@ from connectors.base import (
     record_id,
     to_minor,
 )
+from connectors.crm_sentiment import (
+    SENTIMENT_FIELDS,
+    normalise_sentiment,
+    record_crm_sentiment,
+    sentiment_values,
+)
 from connectors.errors import (
     AuthError,
     FatalError,
@@ -110,6 +116,7 @@ ACCOUNT_FIELDS = (
     "Industry",
     "CreatedDate",
     "IsDeleted",
+    "MasterRecordId",  # set on an account deleted by a merge: the account that absorbed it
     MODIFIED,
 )
 OPPORTUNITY_FIELDS = (
@@ -125,7 +132,7 @@ OPPORTUNITY_FIELDS = (
     "IsDeleted",
     MODIFIED,
 )
-ACCOUNT_MAPPABLE = ("renewal_date", "arr", "segment")
+ACCOUNT_MAPPABLE = ("renewal_date", "arr", "segment", *SENTIMENT_FIELDS)
 MAPPABLE_FIELDS = (*ACCOUNT_MAPPABLE, "opportunity_arr")
 """Keys of `[salesforce.fields]`: account fields kept in (custom) Account fields, and the
 Opportunity field holding a deal's ARR when `Amount` is not annual."""
@@ -512,12 +519,17 @@ def map_user(raw: Mapping[str, Any]) -> list[Record]:
     return [Record(Csm, csm), Record(Team, team)]
 
 
-def map_account(raw: Mapping[str, Any], fields: Mapping[str, str] | None = None) -> list[Record]:
+def map_account(
+    raw: Mapping[str, Any],
+    fields: Mapping[str, str] | None = None,
+    sentiment_synonyms: Mapping[str, str] | None = None,
+) -> list[Record]:
     """An account -> an Account row; one in the recycle bin is soft-deleted.
 
-    `fields` maps account fields (renewal_date, arr, segment) to the Account fields that
-    hold them in this org, e.g. {"renewal_date": "Renewal_Date__c"}; mapped values win over
-    the ones derived from opportunities.
+    `fields` maps account fields (renewal_date, arr, segment, the CSM's sentiment) to the
+    Account fields that hold them in this org, e.g. {"renewal_date": "Renewal_Date__c"};
+    mapped values win over the ones derived from opportunities. An account deleted by a
+    merge names the account that absorbed it (`MasterRecordId`), whose records it hands on.
     """
     modified = _modified(raw, "account")
     external_id = _id(raw, "account")
@@ -540,6 +552,20 @@ def map_account(raw: Mapping[str, Any], fields: Mapping[str, str] | None = None)
         values["renewal_date"] = _date(_value(raw, name), name)
     if "arr" in fields:
         values["arr_minor"] = to_minor(_value(raw, fields["arr"]), fields["arr"])
+    if "sentiment" in fields:
+        name = fields["sentiment"]
+        note = _text(_value(raw, fields["sentiment_note"])) if "sentiment_note" in fields else None
+        when = None
+        if "sentiment_date" in fields:
+            day = _date(_value(raw, fields["sentiment_date"]), fields["sentiment_date"])
+            when = None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC)
+        values["crm_sentiment"] = normalise_sentiment(
+            _value(raw, name), sentiment_synonyms or {}, name, SOURCE
+        )
+        values["crm_sentiment_note"] = note
+        values["crm_sentiment_at"] = when
+    if values["deleted_at"] is not None and raw.get("MasterRecordId"):
+        values["merged_into"] = str(raw["MasterRecordId"])
     return [Record(Account, values)]
 
 
@@ -635,6 +661,12 @@ def build(settings: Settings, client: ClientOptions | None = None) -> Connector:
     fields = _mapped_fields(section.fields)
     renewal_kinds = _renewal_kinds(section.model_extra or {})
     account_fields = {k: v for k, v in fields.items() if k in ACCOUNT_MAPPABLE}
+    synonyms = sentiment_values(section.model_extra or {}, SOURCE)
+    if {"sentiment_note", "sentiment_date"} & set(fields) and "sentiment" not in fields:
+        raise ConfigError(
+            "salesforce fields sentiment_note and sentiment_date need fields.sentiment too "
+            "(the Account field holding green, yellow or red) in the sources file"
+        )
     arr_field = fields.get("opportunity_arr")
     secrets = (cfg.client_secret,) if cfg.client_secret is not None else ()
     allocation = Allocation(
@@ -659,7 +691,7 @@ def build(settings: Settings, client: ClientOptions | None = None) -> Connector:
         return HttpClient(http, client)
 
     def account(raw: Mapping[str, Any]) -> list[Record]:
-        return map_account(raw, account_fields)
+        return map_account(raw, account_fields, synonyms)
 
     def opportunity(raw: Mapping[str, Any]) -> list[Record]:
         return map_opportunity(raw, arr_field)
@@ -672,6 +704,8 @@ def build(settings: Settings, client: ClientOptions | None = None) -> Connector:
             arr="arr" not in fields,
             renewal_date="renewal_date" not in fields,
         )
+        if "sentiment" in fields:
+            record_crm_sentiment(session, SOURCE)
 
     api = f"/services/data/v{cfg.api_version.removeprefix('v')}"
     query, query_all = f"{api}/query", f"{api}/queryAll"

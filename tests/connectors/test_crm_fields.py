@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from connectors import hubspot
+from connectors import hubspot, salesforce
 from connectors.crm_sentiment import normalise_sentiment, record_crm_sentiment
 from connectors.errors import MappingError
 from connectors.http import ClientOptions
@@ -251,3 +251,42 @@ def test_records_and_links_of_a_merged_company_follow_the_survivor(engine: Engin
             .one()
         )
         assert (link.status, link.method, link.account_id) == ("matched", "explicit_id", kept.id)
+
+
+# ---- Salesforce --------------------------------------------------------------------------
+
+
+def _sf_account(**fields: Any) -> dict[str, Any]:
+    return {
+        "attributes": {"type": "Account", "url": "/services/data/v61.0/sobjects/Account/001A"},
+        "Id": "001A",
+        "Name": "Acme",
+        "Website": "acme.com",
+        "IsDeleted": False,
+        "SystemModstamp": "2025-06-01T10:00:00.000+0000",
+        **fields,
+    }
+
+
+def test_a_salesforce_account_maps_its_sentiment_fields() -> None:
+    fields = {
+        "sentiment": "Health__c",
+        "sentiment_note": "Health_Note__c",
+        "sentiment_date": "Health_Date__c",
+    }
+    raw = _sf_account(Health__c="At risk", Health_Note__c="budget cut", Health_Date__c="2025-05-28")
+    (record,) = salesforce.map_account(raw, fields, {"at risk": "red"})
+    assert record.values["crm_sentiment"] == "red"
+    assert record.values["crm_sentiment_note"] == "budget cut"
+    assert record.values["crm_sentiment_at"] == datetime(2025, 5, 28, tzinfo=UTC)
+    with pytest.raises(MappingError, match=r"\[salesforce.sentiment_values\]"):
+        salesforce.map_account(_sf_account(Health__c="Amber"), fields, {})
+
+
+def test_a_salesforce_account_deleted_by_a_merge_names_its_survivor() -> None:
+    merged = _sf_account(IsDeleted=True, MasterRecordId="001B")
+    (record,) = salesforce.map_account(merged)
+    assert record.values["deleted_at"] is not None
+    assert record.values["merged_into"] == "001B"
+    (plain,) = salesforce.map_account(_sf_account(IsDeleted=True))
+    assert "merged_into" not in plain.values

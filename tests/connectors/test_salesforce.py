@@ -260,7 +260,7 @@ def test_queries_page_by_batch_size_and_restart_from_the_cursor(
     assert world.vendor.queries[1] == (
         "query",
         "SELECT Id, Name, Website, OwnerId, AnnualRevenue, Type, Industry, CreatedDate, "
-        "IsDeleted, SystemModstamp FROM Account ORDER BY SystemModstamp ASC, Id ASC",
+        "IsDeleted, MasterRecordId, SystemModstamp FROM Account ORDER BY SystemModstamp ASC, Id ASC",
     )
     endpoint, deleted = world.vendor.queries[2]
     assert (endpoint, "FROM Account WHERE IsDeleted = true ORDER BY" in deleted) == (
@@ -566,7 +566,7 @@ def test_renewal_types_name_the_opportunity_types_that_are_renewals(
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
-        ('sentiment = "CSM_Health__c"', "salesforce fields sentiment cannot be mapped"),
+        ('health = "CSM_Health__c"', "salesforce fields health cannot be mapped"),
         ('arr = "ARR__c FROM User --"', "arr = 'ARR__c FROM User --' is not a field API name"),
     ],
 )
