@@ -71,7 +71,7 @@ def print_sync_summary(console: Console, summary: SyncSummary) -> None:
     views.render_table(
         console,
         "Sync summary",
-        ["Source", "Stream", "Records", "Pages", "Quarantined", "Status"],
+        ["Source", "Stream", "Records", "Pages", "Quarantined", "Deleted", "Status"],
         (
             [
                 r.source,
@@ -79,12 +79,20 @@ def print_sync_summary(console: Console, summary: SyncSummary) -> None:
                 r.records,
                 r.pages,
                 r.quarantined,
+                r.reconciled or "",
                 r.status if r.status == "ok" else f"{r.status}: {r.error}",
             ]
             for r in summary.streams
         ),
-        styles={2: "number", 3: "number", 4: "number"},
+        styles={2: "number", 3: "number", 4: "number", 5: "number"},
     )
+    deleted = summary.reconciled_by_stream()
+    if deleted:
+        console.print(
+            f"Reconciled: {sum(deleted.values())} records the vendors no longer list were "
+            "soft-deleted (scores and reports leave them out)",
+            highlight=False,
+        )
     if summary.links:
         links = ", ".join(f"{count} {status}" for status, count in sorted(summary.links.items()))
         console.print(f"Account matching: {links}", highlight=False)
