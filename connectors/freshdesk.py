@@ -6,9 +6,10 @@ Freshdesk answers a list as a bare JSON array and announces the next page in a
 Companies are listed in full on every sync and become `ExternalLink` rows; the CRM id may
 sit in a custom field (`FreshdeskOptions.crm_field`). Tickets are read with
 `updated_since` (always sent: without it Freshdesk returns only the last 30 days), oldest
-change first; the cursor is the latest `updated_at` seen. Freshdesk serves at most 300
-pages per query, so `UpdatedSincePaginator` starts a fresh query from the last `updated_at`
-before reaching that cap. Deleted tickets (`filter=deleted`) are a stream of their own.
+change first; the cursor is the latest `updated_at` seen. `UpdatedSincePaginator` starts
+each page as a fresh query from the last `updated_at` read, so a ticket changing during the
+sync can never shift another past a page boundary (and the 300-page cap per query is never
+reached). Deleted tickets (`filter=deleted`) are a stream of their own.
 Companies have no such filter: their listing declares a `Reconcile`, so the engine
 soft-deletes, on the source's reconcile cadence, the companies it no longer shows.
 """
@@ -99,28 +100,43 @@ class LinkHeaderPaginator(Paginator):
 
 
 class UpdatedSincePaginator(LinkHeaderPaginator):
-    """Link paging that starts a fresh `updated_since` query before the page cap.
+    """`updated_since` windows: each next page is a fresh query from the last `updated_at`.
 
-    The fresh query starts a second before the last `updated_at` read, so no ticket sharing
-    that second is lost whether Freshdesk reads `updated_since` inclusively or not; a cap's
-    worth of tickets in one second comes back as the same token and stops with PagingError.
+    Freshdesk pages by offset (`page=N`) over a list sorted by `updated_at`. A ticket that
+    changes while the sync pages through moves to the end of that list, and every ticket
+    behind it moves up one place: with plain offsets, the one that slides across a page
+    boundary is never read, and no lookback finds it once the cursor has passed. So each
+    page after the first starts a fresh query a second before the latest `updated_at` read
+    (no ticket sharing that second is lost, whether Freshdesk reads `updated_since`
+    inclusively or not), and a changed ticket simply comes again later. Only when a whole
+    page shares that second, so a fresh query would make no progress, does it follow the
+    `Link` to the next page; a cap's worth of pages in one second stops with PagingError.
     """
 
     def __init__(self, max_pages: int) -> None:
         super().__init__()
         self._max_pages = max_pages
         self._pages = 0
+        self._window: str | None = None
 
     def read_token(self, body: Mapping[str, Any]) -> tuple[bool, str | None]:
-        more, token = super().read_token(body)
+        more, link = super().read_token(body)
         self._pages += 1
-        if not more or self._pages < self._max_pages:
-            return more, token
-        self._pages = 0
+        if not more:
+            return False, None
         stamps = [s for s in map(_updated, body.get(ITEMS) or []) if s is not None]
         if not stamps:
-            raise PagingError("freshdesk page without any updated_at at the page cap")
-        return True, f"since:{_iso(max(stamps) - timedelta(seconds=1))}"
+            raise PagingError("freshdesk page without any updated_at: cannot page on safely")
+        window = f"since:{_iso(max(stamps) - timedelta(seconds=1))}"
+        if window != self._window:
+            self._window, self._pages = window, 0
+            return True, window
+        if self._pages >= self._max_pages:
+            raise PagingError(
+                f"freshdesk returned {self._pages} pages of tickets updated in one second: "
+                "lower the page size or raise FreshdeskOptions.max_pages"
+            )
+        return True, link  # a full page in one second: offset paging within this window
 
     def place_token(self, request: Request, token: str) -> Request:
         if token.startswith("since:"):

@@ -260,7 +260,8 @@ def test_queries_page_by_batch_size_and_restart_from_the_cursor(
     assert world.vendor.queries[1] == (
         "query",
         "SELECT Id, Name, Website, OwnerId, AnnualRevenue, Type, Industry, CreatedDate, "
-        "IsDeleted, MasterRecordId, SystemModstamp FROM Account ORDER BY SystemModstamp ASC, Id ASC",
+        "IsDeleted, MasterRecordId, SystemModstamp FROM Account "
+        "ORDER BY SystemModstamp ASC, Id ASC",
     )
     endpoint, deleted = world.vendor.queries[2]
     assert (endpoint, "FROM Account WHERE IsDeleted = true ORDER BY" in deleted) == (
