@@ -1,8 +1,9 @@
 """HubSpot CRM v3: owners and their teams, companies, deals with their company, archives.
 
 Companies and deals are read incrementally with the search API (`hs_lastmodifieddate GTE`
-the cursor, ascending); search stops at 10,000 results per query, so `SearchPaginator`
-starts a fresh query from the last timestamp seen before reaching that cap. Search never
+the cursor, ascending); `SearchPaginator` starts each page as a fresh query from the last
+timestamp read, so no record is skipped when others change mid-sync, and no query nears
+search's cap of 10,000 results. Search never
 returns archived records, so two small streams list them (`archived=true`) as soft deletes.
 Once the source has synced, `finalize` sets each account's ARR (won deals) and renewal
 date (earliest open renewal) in two set-based statements.
@@ -140,27 +141,43 @@ def _search_body(properties: Sequence[str], limit: int, ctx: StartContext) -> Js
 
 
 class SearchPaginator(CursorAfterPaginator):
-    """`after` paging that restarts the search from the last timestamp before the cap."""
+    """Each page a fresh search from the last `hs_lastmodifieddate` read (GTE, ascending).
+
+    Search's `after` is an offset into a list sorted by modification time: a record changed
+    while the sync pages through moves to the end, every record behind it moves up one, and
+    the one sliding across a page boundary would never be read. A fresh query per page
+    makes the offsets irrelevant (a changed record simply comes again later) and never
+    nears the 10,000-result cap of one query. Only a whole page modified in the same
+    millisecond (a bulk import) pages on with `after` within that window, up to the cap.
+    """
 
     def __init__(self, limit: int, cap: int) -> None:
         super().__init__()
         self._limit = limit
         self._cap = cap
+        self._window: str | None = None
         self._fetched = 0
 
     def read_token(self, body: Mapping[str, Any]) -> tuple[bool, str | None]:
         more, token = super().read_token(body)
+        if not more:
+            return False, None
         results = body.get("results") or []
-        self._fetched += len(results)
-        if more and results and self._fetched + self._limit > self._cap:
-            self._fetched = 0
-            stamps = [m for r in results if (m := _modified(r)) is not None]
-            if not stamps:
-                raise PagingError("hubspot search page without any hs_lastmodifieddate at the cap")
-            # A new query pages from `after` 0 again: its tokens repeat the last query's.
+        stamps = [m for r in results if (m := _modified(r)) is not None]
+        if not stamps:
+            raise PagingError("hubspot search page without any hs_lastmodifieddate")
+        window = f"since:{_ms(max(stamps))}"
+        if window != self._window:
+            self._window, self._fetched = window, 0
+            # a new query pages from `after` 0 again: its tokens may repeat the last one's
             self._seen = {t for t in self._seen if t.startswith("since:")}
-            return True, f"since:{_ms(max(stamps))}"
-        return more, token
+            return True, window
+        self._fetched += len(results)
+        if self._fetched + self._limit > self._cap:
+            raise PagingError(
+                f"hubspot search: more than {self._cap} records modified in one millisecond"
+            )
+        return True, token
 
     def place_token(self, request: Request, token: str) -> Request:
         if token.startswith("since:"):

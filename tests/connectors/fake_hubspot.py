@@ -32,6 +32,7 @@ class FakeHubSpot(FakeVendor):
             "hubspot", "deal_companies.json"
         )
         self.search_bodies: list[dict[str, Any]] = []
+        self._first_search: dict[str, dict[str, Any]] = {}
 
     def route(self, request: httpx.Request) -> str:
         path = request.url.path
@@ -96,6 +97,9 @@ class FakeHubSpot(FakeVendor):
     def _search(self, items: list[Any], request: httpx.Request, route: str) -> httpx.Response:
         body = json.loads(request.content)
         self.search_bodies.append(body)
+        first = self._first_search.setdefault(route, body)
+        if route in self.stuck:  # ignores every way of paging on, later windows included
+            body = first
         since = int(body["filterGroups"][0]["filters"][0]["value"])
         limit = int(body.get("limit", 10))
         after = 0 if route in self.stuck else int(body.get("after", "0"))
