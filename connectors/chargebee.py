@@ -21,9 +21,11 @@ that never failed), so one paid after dunning counts as failed until its `paid_a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from connectors.base import (
@@ -155,8 +157,42 @@ def map_customer(raw: Mapping[str, Any], crm_id_field: str) -> list[Record]:
     return [Record(ExternalLink, values)]
 
 
+PERIODS_PER_MONTH = {
+    "day": Fraction(365, 12),
+    "week": Fraction(52, 12),
+    "month": Fraction(1),
+    "year": Fraction(1, 12),
+}
+
+
+def _items_mrr(raw: Mapping[str, Any]) -> int:
+    """The MRR a cancelled subscription billed while it ran, from its plan and addon items.
+
+    Chargebee's own `mrr` drops to 0 once a subscription is cancelled; keeping what it billed
+    lets history (MRR 90 days ago, churned ARR, GRR) see the churn. Before discounts.
+    """
+    unit = PERIODS_PER_MONTH.get(str(raw.get("billing_period_unit") or "month"))
+    period = raw.get("billing_period") or 1
+    if unit is None or not isinstance(period, int) or period < 1:
+        return 0
+    total = Fraction(0)
+    for item in raw.get("subscription_items") or []:
+        if not isinstance(item, Mapping) or item.get("item_type") not in ("plan", "addon"):
+            continue
+        amount = item.get("amount")
+        if not isinstance(amount, int):
+            price, quantity = item.get("unit_price"), item.get("quantity") or 1
+            amount = price * quantity if isinstance(price, int) and isinstance(quantity, int) else 0
+        total += Fraction(amount) * unit / period
+    return max(0, math.floor(total + Fraction(1, 2)))
+
+
 def map_subscription(raw: Mapping[str, Any]) -> list[Record]:
-    """A subscription -> a Subscription row in the store's status words, with its MRR."""
+    """A subscription -> a Subscription row in the store's status words, with its MRR.
+
+    A cancelled subscription keeps the MRR it billed (its end date says it no longer does),
+    so point-in-time readers still count it before it ended.
+    """
     word = _status(raw, SUBSCRIPTION_STATUSES)
     status = SUBSCRIPTION_STATUSES[word]
     mrr = _whole(raw, "mrr")
@@ -175,7 +211,9 @@ def map_subscription(raw: Mapping[str, Any]) -> list[Record]:
         "external_id": _text(raw, "id"),
         "account_ref": _text(raw, "customer_id"),
         "status": status,
-        "mrr_minor": 0 if status in NO_MRR_STATUSES else mrr,
+        "mrr_minor": _items_mrr(raw)
+        if word == "cancelled"
+        else (0 if status in NO_MRR_STATUSES else mrr),
         "currency": _text(raw, "currency_code").upper(),
         "started_at": from_unix(raw.get("started_at"), "started_at")
         or from_unix(raw.get("start_date"), "start_date"),

@@ -62,7 +62,9 @@ __all__ = [
 ]
 
 SOURCE = "stripe"
-NO_MRR_STATUSES = frozenset({"trialing", "incomplete", "incomplete_expired", "canceled", "paused"})
+NO_MRR_STATUSES = frozenset({"trialing", "incomplete", "incomplete_expired", "paused"})
+"""Statuses that bill nothing. A canceled subscription keeps the MRR it billed while it ran
+(its `ended_at` says when that stopped), so MRR history and churned revenue see it."""
 MONTHS_PER_INTERVAL = {
     "month": Fraction(1),
     "year": Fraction(1, 12),

@@ -89,7 +89,7 @@ def test_customer_maps_name_domain_and_crm_hint() -> None:
         ("AzqBtUUkmJAp7Bb0", "past_due", 120000),  # active with a due invoice
         ("16BjsGUkmK3eC1Cc", "trialing", 0),
         ("Azz5kLUkmKh2D2Dd", "active", 80000),  # non_renewing bills until the term ends
-        ("Azz5kLUkmKj3E3Ee", "canceled", 0),
+        ("Azz5kLUkmKj3E3Ee", "canceled", 40000),  # what it billed; Chargebee says 0
         ("169yHeUkmJ9Yr0Gg", "incomplete", 0),  # future
         ("AzqBtUUkmJCq8Hh1", "paused", 0),  # Chargebee still says 30000
     ],

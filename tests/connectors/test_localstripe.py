@@ -243,7 +243,7 @@ def book(localstripe_url: str) -> Book:
         ended = client.delete(f"/v1/subscriptions/{canceled}")
         assert ended.status_code == 200, ended.text
         assert ended.json()["status"] == "canceled"
-        subs[canceled] = (hooli, "canceled", 0)  # its paid first invoice stays paid
+        subs[canceled] = (hooli, "canceled", 5000)  # keeps what it billed; it stays paid
 
         # Past due: the card on file now attaches but declines every charge (localstripe's
         # 4000000000000341), and a move to a quarterly plan bills at once: 18000 for the
@@ -446,14 +446,14 @@ def test_every_subscription_is_fetched_canceled_included(book: Book, engine: Eng
     assert result.records + result.quarantined == len(book.subscriptions)
     subs = _rows(engine, Subscription)
     assert set(subs) | set(_quarantined(engine, "subscriptions")) == set(book.subscriptions)
-    # a canceled subscription bills nothing, whatever its items say
+    # a canceled subscription keeps the MRR it billed: its end date says it stopped
     [canceled] = book.with_status("canceled")
     row = subs[canceled]
     assert (row.source, row.account_ref, row.status, row.mrr_minor, row.currency) == (
         "stripe",
         book.subscriptions[canceled][0],
         "canceled",
-        0,
+        5000,
         "USD",
     )
     assert row.ended_at is not None

@@ -73,9 +73,14 @@ def test_mrr_sums_items_times_quantity_and_leaves_metered_out() -> None:
     assert monthly_recurring_minor(sub) == 50000 + 20000
 
 
-@pytest.mark.parametrize("status", ["trialing", "incomplete", "incomplete_expired", "canceled"])
+@pytest.mark.parametrize("status", ["trialing", "incomplete", "incomplete_expired"])
 def test_mrr_is_zero_for_subscriptions_that_do_not_bill(status: str) -> None:
     assert monthly_recurring_minor(_sub({"price": _price(5000), "quantity": 1}, status=status)) == 0
+
+
+def test_a_canceled_subscription_keeps_the_mrr_it_billed() -> None:
+    sub = _sub({"price": _price(5000), "quantity": 2}, status="canceled")
+    assert monthly_recurring_minor(sub) == 10000  # history before its end still counts it
 
 
 @pytest.mark.parametrize("status", ["active", "past_due", "unpaid"])
@@ -270,7 +275,7 @@ def test_later_syncs_walk_events_forward_and_do_not_relist(engine: Engine) -> No
     assert subs["sub_1Acme000000001"].mrr_minor == 54000  # 12 x 50.00, 10 % off forever
     assert (subs["sub_1Freelance00005"].status, subs["sub_1Freelance00005"].mrr_minor) == (
         "canceled",
-        0,
+        4333,  # what it billed until it ended
     )
     invoices = _rows(engine, Invoice)
     assert invoices["in_1Freelance00003"].attempt_count == 3
