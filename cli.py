@@ -331,6 +331,51 @@ def backtest_command(
         print_backtests(out, results)
 
 
+@app.command("team")
+def team_command(
+    period: Annotated[
+        str | None,
+        typer.Option("--period", help="2026-Q3, 2026-09 or 2026-W37 (default: last quarter)."),
+    ] = None,
+    first: Annotated[str | None, typer.Option("--from", help="First day, with --to.")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day (included).")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="One team, by name.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """CSM and team performance over a period: book, health, retention, renewals, follow-up."""
+    from dataclasses import asdict
+
+    from rich.markup import escape
+
+    from scoring.team import (
+        PeriodError,
+        TeamReportError,
+        choose_period,
+        print_team_report,
+        team_report,
+    )
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        chosen = choose_period(period, first, last, today=date.today())
+        report = _run(settings, lambda: team_report(engine, chosen, team=team))
+    except (PeriodError, TeamReportError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2 if isinstance(exc, PeriodError) else 1) from None
+    if not report.accounts:
+        err.print(
+            f"the store has no accounts for {chosen.label}: run `health-agent sync` "
+            "(or `make demo` for the sandbox book) first",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if as_json:
+        views.print_json(out, asdict(report))
+    else:
+        print_team_report(out, report)
+
+
 @sentiment_app.command("set")
 def sentiment_set(
     account: Annotated[str, typer.Argument(help="Account id, CRM id, domain or name.")],
