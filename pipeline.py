@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -25,8 +25,10 @@ from notifications import DeliverySummary, deliver_pending, detect_alerts, make_
 from scoring import ScoreRunSummary, explain, load_scorecard, record_sentiment, score_accounts
 from scoring.breakdown import MeasureLine, measure_lines
 from scoring.scorecard import SIGNALS
+from scoring.trend import WINDOWS, moves, score_on_or_before
 from settings import Settings
 from store.db import session_scope
+from store.models import HealthScore
 
 __all__ = [
     "NotifySummary",
@@ -193,6 +195,25 @@ def _measure_row(line: MeasureLine) -> list[str]:
     ]
 
 
+def _trend_lines(session: Session, latest: HealthScore) -> list[str]:
+    """`Trend: 7 d -4, 30 d -23, 90 d -40` and the measures that moved most in 30 days."""
+    parts, lines = [], []
+    baseline: HealthScore | None = None
+    for days in WINDOWS:
+        then = score_on_or_before(session, latest.account_id, latest.as_of - timedelta(days=days))
+        if then is not None:
+            parts.append(f"{days} d {latest.score - then.score:+.0f}")
+            if days == 30:
+                baseline = then
+    if parts:
+        lines.append("Trend: " + ", ".join(parts))
+    if baseline is not None and abs(latest.score - baseline.score) >= 1:
+        moved = ", ".join(f"{m.measure} {m.points:+.0f}" for m in moves(latest, baseline))
+        if moved:
+            lines.append(f"Moved most since {baseline.as_of}: {moved}")
+    return lines
+
+
 def print_explain(console: Console, engine: Engine, needle: str) -> None:
     """The account's score, components, drivers and history, for a person."""
     with Session(engine) as session:
@@ -202,6 +223,7 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
         sentiment = reports.latest_sentiment(session, account.id)
         previous = health.history[-2] if len(health.history) > 1 else None
         measures = measure_lines(session, health.latest, previous) if health.latest else []
+        trend = _trend_lines(session, health.latest) if health.latest else []
     latest = health.latest
     header = f"{account.name} ({account.domain or 'no domain'}, CRM id {account.external_id})"
     if latest is None:
@@ -223,6 +245,7 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
     for fired in caps.get("fired", []):
         if fired.get("lowered"):
             lines.append(f"Capped by rule {fired['name']!r}: {fired.get('reason', '')}")
+    lines.extend(trend)
     lines.append("")
     lines.extend(f"- {reports.driver_text(d)}" for d in latest.drivers)
     views.panel(console, header, "\n".join(lines))

@@ -15,6 +15,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 import views
+from scoring.trend import changes
 from store.models import (
     Account,
     ExternalLink,
@@ -100,6 +101,8 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
     )
     rows: list[dict[str, Any]] = []
     with Session(engine) as session:
+        newest = session.execute(sa_select(func.max(col(HealthScore.as_of)))).scalar()
+        moved = changes(session, newest) if newest is not None else {}
         for (
             account,
             as_of,
@@ -131,6 +134,7 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
                     "confidence": round(confidence, 2) if confidence is not None else None,
                     "previous_score": round(prev_score, 1) if prev_score is not None else None,
                     "previous_band": prev_band,
+                    "change": {f"{d}d": c for d, c in moved.get(account.id or 0, {}).items()},
                     "drivers": drivers or [],
                 }
             )
