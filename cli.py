@@ -400,8 +400,35 @@ def scorecard_check(
 ) -> None:
     """Validate a scorecard: every problem with its line, or what the scorecard holds."""
     from scoring.scorecard import ScorecardError, check_scorecard
+    from scoring.selection import is_scorecard_set, load_scorecards
 
     path = file or _settings().scorecard_path
+    if path is not None and is_scorecard_set(path):
+        try:
+            cards = load_scorecards(path)
+        except ScorecardError as exc:
+            err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        views.render_table(
+            out,
+            f"Scorecard set {Path(path).name}: valid",
+            ["Scorecard", "For", "Measures", "Caps"],
+            (
+                [
+                    card.version,
+                    "everyone else"
+                    if fit is None
+                    else ", ".join(
+                        f"{k} {v}" for k, v in fit.model_dump(exclude_none=True).items()
+                    ),
+                    str(len(card.measure_names())),
+                    str(len(card.caps)),
+                ]
+                for fit, card in cards.entries
+            ),
+        )
+        out.print("The first scorecard that fits an account scores it.", highlight=False)
+        return
     try:
         scorecard, problems = check_scorecard(path)
     except ScorecardError as exc:

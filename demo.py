@@ -31,7 +31,8 @@ from sandbox.slack import SLACK_BOT_TOKEN, slack_app, user_id
 from sandbox.stripe import STRIPE_API_KEY, stripe_app
 from sandbox.usage_csv import usage_csv_text
 from sandbox.zendesk import ZENDESK_API_TOKEN, ZENDESK_EMAIL, zendesk_app
-from scoring import backfill, load_scorecard
+from scoring import backfill
+from scoring.selection import load_scorecards
 from settings import (
     HubSpotSettings,
     Settings,
@@ -175,7 +176,7 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
         summary = pipeline.sync(engine, demo_settings, console)
         pipeline.print_sync_summary(console, summary)
         seeded = _seed_sentiment(engine, book)
-        scorecard = load_scorecard(settings.scorecard_path)
+        scorecard = load_scorecards(settings.scorecard_path)
         runs = backfill(engine, HISTORY_WEEKS, today, scorecard)
         detection = detect_alerts(engine, today)
         slack = make_slack_client(demo_settings)

@@ -22,9 +22,10 @@ from connectors.identity import link_manually
 from connectors.registry import sync_all
 from connectors.sync import ProgressEvent, SyncOptions, SyncSummary
 from notifications import DeliverySummary, deliver_pending, detect_alerts, make_slack_client
-from scoring import ScoreRunSummary, explain, load_scorecard, record_sentiment, score_accounts
+from scoring import ScoreRunSummary, explain, record_sentiment, score_accounts
 from scoring.breakdown import MeasureLine, measure_lines
 from scoring.scorecard import SIGNALS
+from scoring.selection import load_scorecards
 from scoring.trend import WINDOWS, moves, score_on_or_before
 from settings import Settings
 from store.db import session_scope
@@ -101,7 +102,7 @@ def print_sync_summary(console: Console, summary: SyncSummary) -> None:
 
 
 def score(engine: Engine, settings: Settings, as_of: date) -> ScoreRunSummary:
-    return score_accounts(engine, as_of, load_scorecard(settings.scorecard_path))
+    return score_accounts(engine, as_of, load_scorecards(settings.scorecard_path))
 
 
 def describe_scores(summary: ScoreRunSummary) -> str:

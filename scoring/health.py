@@ -23,7 +23,7 @@ three strongest positive drivers.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,6 +40,7 @@ from scoring.scorecard import (
     Scorecard,
     load_scorecard,
 )
+from scoring.selection import AccountTraits, ScorecardSet
 from store.db import session_for
 from store.models import Account, HealthScore, SentimentEntry
 from store.types import utcnow
@@ -361,25 +362,52 @@ def _previous_bands(session: Session, as_of: date) -> dict[int, str]:
     return {account_id: band for account_id, band in rows}
 
 
+def _chooser(session: Session, cards: ScorecardSet, as_of: date) -> Callable[[int], Scorecard]:
+    """Which scorecard scores each account: one query for the traits, only with a choice."""
+    if len(cards.entries) == 1:
+        only = cards.scorecards[0]
+        return lambda _account_id: only
+    traits = {
+        account_id: AccountTraits(segment, stage, created)
+        for account_id, segment, stage, created in session.connection().execute(
+            select(
+                col(Account.id),
+                col(Account.segment),
+                col(Account.lifecycle_stage),
+                col(Account.created_at),
+            )
+        )
+    }
+    unknown = AccountTraits(None, None, None)
+    return lambda account_id: cards.choose(traits.get(account_id, unknown), as_of)
+
+
 def score_accounts(
-    db: Engine | Session, as_of: date, scorecard: Scorecard | None = None
+    db: Engine | Session, as_of: date, scorecard: Scorecard | ScorecardSet | None = None
 ) -> ScoreRunSummary:
     """Score every account live at the end of `as_of` and store the scores in bulk.
 
-    With an engine the run is one transaction; with a session the caller commits.
+    With a scorecard set, each account is scored by the first scorecard that fits it. With
+    an engine the run is one transaction; with a session the caller commits.
     """
-    scorecard = scorecard or load_scorecard()
+    cards = (
+        scorecard
+        if isinstance(scorecard, ScorecardSet)
+        else ScorecardSet.single(scorecard or load_scorecard())
+    )
     computed_at = utcnow()
     with session_for(db) as session:
         accounts = _live_account_ids(session, as_of)
-        names = scorecard.measure_names()
+        chooser = _chooser(session, cards, as_of)
+        names = cards.measure_names()
         readings = {name: MEASURES[name].query(session, as_of) for name in names}
         before = _previous_bands(session, as_of)
         rows: list[dict[str, Any]] = []
         unscored: list[int] = []
         for account_id in accounts:
+            card = chooser(account_id)
             mine = {n: readings[n][account_id] for n in names if account_id in readings[n]}
-            result = compute_score(scorecard, mine, before.get(account_id))
+            result = compute_score(card, mine, before.get(account_id))
             if result is None:
                 unscored.append(account_id)
                 continue
@@ -393,7 +421,7 @@ def score_accounts(
                     "components": result.components,
                     "weights": result.weights,
                     "drivers": result.drivers,
-                    "scorecard_version": scorecard.version,
+                    "scorecard_version": card.version,
                     "computed_at": computed_at,
                 }
             )
@@ -407,7 +435,7 @@ def score_accounts(
     bands = Counter(row["band"] for row in rows)
     return ScoreRunSummary(
         as_of=as_of,
-        scorecard_version=scorecard.version,
+        scorecard_version=", ".join(c.version for c in cards.scorecards),
         accounts=len(accounts),
         scored=len(rows),
         unscored=len(unscored),
@@ -417,7 +445,7 @@ def score_accounts(
 
 
 def backfill(
-    engine: Engine, weeks: int, today: date, scorecard: Scorecard | None = None
+    engine: Engine, weeks: int, today: date, scorecard: Scorecard | ScorecardSet | None = None
 ) -> list[ScoreRunSummary]:
     """Score the `weeks` weekly as-of dates ending `today`, oldest first, one run each."""
     scorecard = scorecard or load_scorecard()
