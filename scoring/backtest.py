@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import calendar
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -46,6 +46,7 @@ from sqlmodel import Session, col
 
 from scoring.health import compute_score
 from scoring.measures import MEASURES, Readings, cutoff
+from scoring.peers import percentile_measures, rank_readings, segments
 from scoring.scorecard import BANDS, Scorecard
 from store.models import Account, Subscription
 
@@ -242,6 +243,10 @@ Scores = dict[int, tuple[float, str]]
 """Account id -> (score, band) at one snapshot."""
 
 
+def _always(card: Scorecard) -> Callable[[int], Scorecard]:
+    return lambda _account_id: card
+
+
 def _score_snapshot(
     session: Session, day: date, scorecards: Sequence[Scorecard], churn: ChurnHistory
 ) -> list[Scores]:
@@ -251,12 +256,16 @@ def _score_snapshot(
     readings: dict[str, Readings] = {n: MEASURES[n].query(session, day) for n in names}
     end = cutoff(day)
     customers = [a for a in _live_accounts(session, day) if churn.customer_at(a, end)]
+    segment_of = segments(session) if any(map(percentile_measures, scorecards)) else {}
     results: list[Scores] = []
     for card in scorecards:
         mine = card.measure_names()
+        ranked = readings
+        if percentile_measures(card):
+            ranked = rank_readings(readings, customers, _always(card), segment_of)
         scores: Scores = {}
         for account_id in customers:
-            got = {n: readings[n][account_id] for n in mine if account_id in readings[n]}
+            got = {n: ranked[n][account_id] for n in mine if account_id in ranked[n]}
             result = compute_score(card, got)
             if result is not None:
                 scores[account_id] = (result.score, result.band)

@@ -33,6 +33,7 @@ from sqlmodel import Session, col
 from sqlmodel import select as select_models
 
 from scoring.measures import MEASURES, SENTIMENTS, Reading, cutoff
+from scoring.peers import percentile_measures, rank_readings, segments
 from scoring.scorecard import (
     RESERVED_COMPONENT,
     SIGNALS,
@@ -132,7 +133,7 @@ def compute_score(
             if measure.name in faded:
                 entry["freshness"] = round(faded[measure.name], 3)
             if reading is not None:
-                score = measure.score(reading.value)
+                score = measure.score(reading.value, reading.details)
                 entry.update(value=reading.value, score=round(score, 1), details=reading.details)
                 got.append((measure.weight * faded.get(measure.name, 1.0), score))
                 negative = measure.describe(reading.value, reading.details, positive=False)
@@ -401,6 +402,8 @@ def score_accounts(
         chooser = _chooser(session, cards, as_of)
         names = cards.measure_names()
         readings = {name: MEASURES[name].query(session, as_of) for name in names}
+        if any(percentile_measures(card) for card in cards.scorecards):
+            readings = rank_readings(readings, accounts, chooser, segments(session))
         before = _previous_bands(session, as_of)
         rows: list[dict[str, Any]] = []
         unscored: list[int] = []

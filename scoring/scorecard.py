@@ -41,7 +41,8 @@ threshold:
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -172,8 +173,30 @@ class CategoryNormalisation(_Strict):
         return self.scores[str(value)]
 
 
+class PercentileNormalisation(_Strict):
+    """The account's standing among its peers: the share of accounts scored by the same
+    scorecard in the same segment (all of them, when the segment has fewer than
+    `min_peers`) whose value is worse, ties counting half, as 0-100."""
+
+    kind: Literal["percentile"]
+    higher_is_better: bool = True
+    min_peers: int = Field(default=10, ge=2)
+
+    def score(self, value: float | str) -> float:
+        raise ScorecardError(
+            "a percentile needs the account's peers: score_accounts ranks it among them"
+        )
+
+    def rank(self, value: float, peers: Sequence[float]) -> float:
+        """`value` as a 0-100 percentile of `peers` (sorted ascending, `value` among them)."""
+        below = bisect_left(peers, value)
+        equal = bisect_right(peers, value) - below
+        share = (below + equal / 2) / len(peers)
+        return 100.0 * (share if self.higher_is_better else 1.0 - share)
+
+
 Normalisation = Annotated[
-    LinearNormalisation | ThresholdNormalisation | CategoryNormalisation,
+    LinearNormalisation | ThresholdNormalisation | CategoryNormalisation | PercentileNormalisation,
     Field(discriminator="kind"),
 ]
 
@@ -241,7 +264,13 @@ class Measure(_Strict):
                     ) from None
         return self
 
-    def score(self, value: float | str) -> float:
+    def score(self, value: float | str, details: Mapping[str, Any] | None = None) -> float:
+        """The 0-100 score of a reading; a percentile reads the rank `peers.py` added."""
+        if isinstance(self.normalise, PercentileNormalisation):
+            rank = (details or {}).get("percentile")
+            if not isinstance(rank, int | float):
+                raise ScorecardError(f"{self.name}: a percentile needs the account's peers")
+            return float(rank)
         return self.normalise.score(value)
 
     def describe(self, value: float | str, details: Mapping[str, Any], *, positive: bool) -> str:
@@ -447,7 +476,10 @@ def _file_path(loc: tuple[int | str, ...]) -> list[int | str]:
         part
         for part in loc
         if isinstance(part, int)
-        or not (part in ("linear", "thresholds", "categories") or part.startswith("function-"))
+        or not (
+            part in ("linear", "thresholds", "categories", "percentile")
+            or part.startswith("function-")
+        )
     ]
 
 
