@@ -12,29 +12,22 @@ which then win over the rollups, and `opportunity_arr` to the Opportunity field 
 deal's ARR when `Amount` is not annual; `renewal_types` names the Opportunity types that
 are renewals (default `["Renewal"]`).
 
-Auth is a connected app: client credentials (`SALESFORCE__CLIENT_SECRET`) or the JWT bearer
-flow (`SALESFORCE__USERNAME` and `SALESFORCE__PRIVATE_KEY_FILE`). `SalesforceAuth` logs in
-on the first request, sends every request to the `instance_url` the login names, and logs in
-again once when a session expires (401). The org's API allocation is a rolling 24 hours
-reported on every response (`Sforce-Limit-Info: api-usage=n/limit`); the client stops while
-`SALESFORCE__LIMIT_RESERVE` of it is left, and a 403 `REQUEST_LIMIT_EXCEEDED` (Salesforce's
-answer when it is spent: no 429, no Retry-After) stops the source instead of being retried.
+Auth is a connected app, client credentials or the JWT bearer flow: `SalesforceAuth` in
+`connectors.salesforce_auth`, re-exported here with its grants. The org's API allocation is a
+rolling 24 hours reported on every response (`Sforce-Limit-Info: api-usage=n/limit`); the
+client stops while `SALESFORCE__LIMIT_RESERVE` of it is left, and a 403
+`REQUEST_LIMIT_EXCEEDED` (Salesforce's answer when it is spent: no 429, no Retry-After)
+stops the source instead of being retried.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from pydantic import SecretStr
 from sqlmodel import Session
 
 from connectors.base import (
@@ -56,26 +49,23 @@ from connectors.crm_sentiment import (
     record_crm_sentiment,
     sentiment_values,
 )
-from connectors.errors import (
-    AuthError,
-    FatalError,
-    MappingError,
-    RetriableError,
-    SyncError,
-    one_line,
-    scrub,
-)
+from connectors.errors import FatalError, MappingError, RetriableError, SyncError, one_line
 from connectors.http import (
     Allocation,
     AllocationExhaustedError,
     ClientOptions,
     HttpClient,
     HttpSource,
-    retry_after_seconds,
 )
 from connectors.hubspot import set_account_rollups
 from connectors.paginators import Paginator
-from settings import ConfigError, SalesforceSettings, Settings
+from connectors.salesforce_auth import (
+    ClientCredentials,
+    JwtBearer,
+    SalesforceAuth,
+    grant_from_settings,
+)
+from settings import ConfigError, Settings
 from store.models import Account, Csm, Opportunity, Team
 
 __all__ = [
@@ -99,10 +89,6 @@ __all__ = [
 ]
 
 SOURCE = "salesforce"
-TOKEN_PATH = "/services/oauth2/token"  # noqa: S105  # a URL path, not a password
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-ASSERTION_SECONDS = 180
-"""Lifetime of a JWT bearer assertion: Salesforce takes at most a few minutes."""
 LIMIT_HEADER = "Sforce-Limit-Info"
 MODIFIED = "SystemModstamp"
 USER_FIELDS = ("Id", "Name", "Email", "IsActive", "UserRoleId", "UserRole.Name", MODIFIED)
@@ -140,193 +126,6 @@ RENEWAL_TYPES = ("Renewal",)
 """Opportunity `Type` values that are renewals; `renewal_types` in the sources file."""
 _API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
 _USAGE = re.compile(r"(?:^|[\s;,])api-usage=(\d+)/(\d+)")
-
-
-# Auth ---------------------------------------------------------------------------------------
-
-
-class Grant(Protocol):
-    """How the connected app logs in: the token request's form, and what to check if refused."""
-
-    name: ClassVar[str]
-    hint: ClassVar[str]
-
-    def form(self, audience: str) -> dict[str, str]: ...
-
-    def secrets(self) -> list[str]: ...
-
-
-@dataclass(frozen=True)
-class ClientCredentials:
-    """OAuth 2.0 client credentials: the connected app's key and secret, run as its user."""
-
-    client_id: str
-    client_secret: SecretStr
-    name: ClassVar[str] = "client credentials"
-    hint: ClassVar[str] = (
-        "SALESFORCE__LOGIN_URL (your My Domain URL), SALESFORCE__CLIENT_ID and "
-        "SALESFORCE__CLIENT_SECRET"
-    )
-
-    def form(self, audience: str) -> dict[str, str]:
-        return {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self.client_secret.get_secret_value(),
-        }
-
-    def secrets(self) -> list[str]:
-        return [self.client_secret.get_secret_value()]
-
-
-@dataclass(frozen=True)
-class JwtBearer:
-    """OAuth 2.0 JWT bearer: an assertion for `username`, signed with the app's RSA key."""
-
-    client_id: str
-    username: str
-    key: RSAPrivateKey
-    clock: Callable[[], float]
-    name: ClassVar[str] = "JWT bearer"
-    hint: ClassVar[str] = (
-        "SALESFORCE__LOGIN_URL, SALESFORCE__CLIENT_ID, SALESFORCE__USERNAME and "
-        "SALESFORCE__PRIVATE_KEY_FILE (the user must be pre-authorized for the connected app)"
-    )
-
-    def form(self, audience: str) -> dict[str, str]:
-        claims = {
-            "iss": self.client_id,
-            "sub": self.username,
-            "aud": audience,
-            "exp": int(self.clock()) + ASSERTION_SECONDS,
-        }
-        assertion = jwt.encode(claims, self.key, algorithm="RS256")
-        return {"grant_type": JWT_GRANT, "assertion": assertion}
-
-    def secrets(self) -> list[str]:
-        return []
-
-
-@dataclass(frozen=True)
-class _Session:
-    access_token: str
-    instance_url: str
-
-
-class SalesforceAuth(httpx.Auth):
-    """Logs in lazily, sends each request to the session's instance with its token, and on a
-    401 (`INVALID_SESSION_ID`: the session expired) logs in again once and resends.
-
-    Requests are built on the login URL with instance-relative paths (`/services/data/...`,
-    as `nextRecordsUrl` gives them); each is moved to the `instance_url` of the session.
-    A refused login is remembered: the same credentials are not offered again.
-    """
-
-    requires_response_body = True
-
-    def __init__(self, grant: Grant, login_url: str) -> None:
-        self._grant = grant
-        self._login_url = login_url.rstrip("/")
-        self._base_path = httpx.URL(self._login_url).path.rstrip("/")
-        self._session: _Session | None = None
-        self._refused: AuthError | None = None
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        path = self._relative(request.url)
-        session = self._session
-        fresh = session is None
-        if session is None:
-            session = yield from self._log_in(request)
-        response = yield self._placed(request, path, session)
-        if response.status_code == 401 and not fresh:
-            session = yield from self._log_in(request)
-            yield self._placed(request, path, session)
-
-    def _relative(self, url: httpx.URL) -> str:
-        path = url.raw_path.decode("ascii")
-        if self._base_path and path.startswith(f"{self._base_path}/"):
-            return path[len(self._base_path) :]
-        return path
-
-    def _placed(self, request: httpx.Request, path: str, session: _Session) -> httpx.Request:
-        url = httpx.URL(session.instance_url + path)
-        request.url = url
-        request.headers["Host"] = url.netloc.decode("ascii")
-        request.headers["Authorization"] = f"Bearer {session.access_token}"
-        return request
-
-    def _log_in(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, _Session]:
-        if self._refused is not None:
-            raise AuthError(str(self._refused))
-        login = httpx.Request(
-            "POST",
-            f"{self._login_url}{TOKEN_PATH}",
-            data=self._grant.form(self._login_url),
-            headers={"Accept": "application/json"},
-            extensions={k: v for k, v in request.extensions.items() if k == "timeout"},
-        )
-        response = yield login
-        self._session = self._read_token(response)
-        return self._session
-
-    def _read_token(self, response: httpx.Response) -> _Session:
-        status = response.status_code
-        body = _json_object(response)
-        if status == 200:
-            token, instance = body.get("access_token"), body.get("instance_url")
-            if isinstance(token, str) and token and isinstance(instance, str) and instance:
-                return _Session(token, instance.rstrip("/"))
-            raise FatalError("salesforce: the token answer has no access_token or instance_url")
-        if status == 429 or status >= 500:
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            message = f"salesforce: HTTP {status} from the token endpoint"
-            raise RetriableError(message, status=status, retry_after=wait)
-        reason = " ".join(
-            str(part) for part in (body.get("error"), body.get("error_description")) if part
-        )
-        detail = scrub(f"HTTP {status} {reason}".strip(), self._grant.secrets())
-        self._refused = AuthError(
-            f"salesforce refused the {self._grant.name} login ({detail}): "
-            f"check {self._grant.hint} in .env"
-        )
-        raise self._refused
-
-    def __repr__(self) -> str:
-        return f"SalesforceAuth({self._grant.name}, ***)"
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _load_key(path: Path) -> RSAPrivateKey:
-    """The RSA private key in a PEM file; a ConfigError naming the variable otherwise."""
-    where = f"SALESFORCE__PRIVATE_KEY_FILE {path}"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from None
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise ConfigError(f"{where} is not an unencrypted PEM private key") from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ConfigError(f"{where} is not an RSA key: the JWT bearer flow signs with RS256")
-    return key
-
-
-def _grant(cfg: SalesforceSettings, clock: Callable[[], float]) -> Grant:
-    assert cfg.client_id is not None  # enabled() checked it
-    if cfg.uses_jwt():
-        assert cfg.username is not None
-        assert cfg.private_key_file is not None
-        return JwtBearer(cfg.client_id, cfg.username, _load_key(cfg.private_key_file), clock)
-    assert cfg.client_secret is not None
-    return ClientCredentials(cfg.client_id, cfg.client_secret)
 
 
 # Limits and errors ---------------------------------------------------------------------------
@@ -656,7 +455,7 @@ def build(settings: Settings, client: ClientOptions | None = None) -> Connector:
             "SALESFORCE__CLIENT_SECRET, or with SALESFORCE__USERNAME and "
             "SALESFORCE__PRIVATE_KEY_FILE, in .env"
         )
-    grant = _grant(cfg, (client or ClientOptions()).clock)
+    grant = grant_from_settings(cfg, (client or ClientOptions()).clock)
     section = settings.source_config(SOURCE)
     fields = _mapped_fields(section.fields)
     renewal_kinds = _renewal_kinds(section.model_extra or {})
