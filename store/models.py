@@ -29,6 +29,8 @@ __all__ = [
     "PlaybookTask",
     "QuarantinedRecord",
     "SentimentEntry",
+    "SlackUser",
+    "Snooze",
     "Subscription",
     "SurveyResponse",
     "SyncRun",
@@ -349,6 +351,41 @@ class Alert(SQLModel, table=True):
     created_at: datetime = _created()
     sent_at: datetime | None = _ts()
     acknowledged_at: datetime | None = _ts()
+    acknowledged_by: str | None = None
+    deliver_after: datetime | None = _ts()
+    """Not before then: quiet hours in the recipient's time zone, or a snooze."""
+    rolled_into: int | None = Field(default=None, index=True)
+    """The daily summary alert this one went out in, once the CSM's budget was spent."""
+    escalated_at: datetime | None = _ts()
+    """When the team lead was told nobody acknowledged it."""
+    escalated_to: str | None = None
+    message_ts: str | None = None
+    """Slack's id of the posted message (channel + ts), to update it after an action."""
+
+
+class Snooze(SQLModel, table=True):
+    """Alerts of an account (one rule, or all when `rule` is None) held until a time."""
+
+    __tablename__ = "snoozes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    rule: str | None = None
+    until: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str = ""
+    created_by: str | None = None
+    created_at: datetime = _created()
+
+
+class SlackUser(SQLModel, table=True):
+    """An email's Slack user, as `users.lookupByEmail` said when last asked (None: no user)."""
+
+    __tablename__ = "slack_users"
+
+    email: str = Field(primary_key=True)
+    user_id: str | None = None
+    timezone: str | None = None
+    checked_at: datetime = _created()
 
 
 class PlaybookTask(SQLModel, table=True):
@@ -367,6 +404,13 @@ class PlaybookTask(SQLModel, table=True):
     due_on: date | None = None
     created_at: datetime = _created()
     completed_at: datetime | None = _ts()
+    alert_id: int | None = Field(default=None, foreign_key="alerts.id")
+    """The alert that started the playbook, when one did."""
+    posted_at: datetime | None = _ts()
+    reminded_at: datetime | None = _ts()
+    crm_source: str | None = None
+    crm_task_id: str | None = None
+    """The task's id in the CRM once written there; written exactly once."""
 
 
 class SyncState(SQLModel, table=True):
