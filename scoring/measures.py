@@ -1,10 +1,13 @@
-"""Measures: one set-based aggregate query each, over every account at once, as of a day.
+"""Measures: set-based aggregate queries over every account at once, as of a day.
 
 Each measure function takes a session and an `as_of` date and returns a `Reading` per
 account that has data for it; an account with no data is simply absent (missing is not
-zero). Everything is point in time: "as of" a day means as of the end of that day (UTC),
-and only rows known by then count, so scores can be recomputed for past days. Rows with
-no account (unmatched by identity) and deleted rows are ignored.
+zero). Measures that read the same rows share one query (`SHARED_QUERIES`: ticket volume
+and urgent tickets, subscription state and MRR trend, seat utilisation and usage trend),
+and `read_measures` runs each query once for a whole scoring run. Everything is point in
+time: "as of" a day means as of the end of that day (UTC), and only rows known by then
+count, so scores can be recomputed for past days. Rows with no account (unmatched by
+identity) and deleted rows are ignored.
 
 Point-in-time rules, where the store keeps only the latest state of a record:
 
@@ -27,21 +30,46 @@ Point-in-time rules, where the store keeps only the latest state of a record:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Row,
+    Select,
+    and_,
+    case,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, SQLModel, col
 
 from store.models import Invoice, SentimentEntry, Subscription, SurveyResponse, Ticket
 from store.models import UsageSnapshot as Usage
 
-__all__ = ["MEASURES", "MeasureSpec", "Reading", "Readings", "cutoff"]
+__all__ = [
+    "MEASURES",
+    "SHARED_QUERIES",
+    "MeasureSpec",
+    "Reading",
+    "Readings",
+    "SharedQuery",
+    "cutoff",
+    "read_measures",
+]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """One account's raw value for a measure, with the details its driver sentence uses."""
 
@@ -84,50 +112,49 @@ def _ticket_solved_at() -> ColumnElement[datetime]:
     return func.coalesce(col(Ticket.solved_at), case((solved_status, col(Ticket.updated_at))))
 
 
-def ticket_volume(session: Session, as_of: date) -> Readings:
-    """Tickets opened in the last 30 days over the account's usual 30-day volume.
-
-    The usual volume is the mean per 30 days over the 180 days before, floored at one
-    ticket, so a quiet account's first tickets read as a few times usual, not infinite.
-    """
+def _ticket_load(session: Session, as_of: date) -> dict[str, Readings]:
+    """`ticket_volume` and `urgent_open_tickets` from one pass over the tickets."""
     end = cutoff(as_of)
     recent_from, base_from = end - timedelta(days=30), end - timedelta(days=210)
     created = col(Ticket.created_at)
-    stmt = (
-        select(
-            col(Ticket.account_id),
-            func.sum(case((created >= recent_from, 1), else_=0)),
-            func.sum(case((and_(created >= base_from, created < recent_from), 1), else_=0)),
-        )
-        .where(_TICKET_LIVE, created < end)
-        .group_by(col(Ticket.account_id))
-    )
-    readings: Readings = {}
-    for account_id, recent, base in _rows(session, stmt):
-        baseline = int(base) / 6
-        ratio = int(recent) / max(baseline, 1.0)
-        details = {"recent": int(recent), "baseline": round(baseline, 1)}
-        readings[account_id] = Reading(round(ratio, 2), details)
-    return readings
-
-
-def urgent_open_tickets(session: Session, as_of: date) -> Readings:
-    """Urgent or high-priority tickets open at the end of `as_of`."""
-    end = cutoff(as_of)
     solved = _ticket_solved_at()
     urgent_open = and_(
         func.lower(col(Ticket.priority)).in_(("urgent", "high")),
         or_(solved.is_(None), solved >= end),
     )
     stmt = (
-        select(col(Ticket.account_id), func.sum(case((urgent_open, 1), else_=0)))
-        .where(_TICKET_LIVE, col(Ticket.created_at) < end)
+        select(
+            col(Ticket.account_id),
+            func.sum(case((created >= recent_from, 1), else_=0)),
+            func.sum(case((and_(created >= base_from, created < recent_from), 1), else_=0)),
+            func.sum(case((urgent_open, 1), else_=0)),
+        )
+        .where(_TICKET_LIVE, created < end)
         .group_by(col(Ticket.account_id))
     )
-    return {
-        account_id: Reading(float(count), {"count": int(count), "s": _plural(int(count))})
-        for account_id, count in _rows(session, stmt)
-    }
+    volume: Readings = {}
+    urgent: Readings = {}
+    for account_id, recent, base, count in _rows(session, stmt):
+        baseline = int(base) / 6
+        ratio = int(recent) / max(baseline, 1.0)
+        details = {"recent": int(recent), "baseline": round(baseline, 1)}
+        volume[account_id] = Reading(round(ratio, 2), details)
+        urgent[account_id] = Reading(float(count), {"count": int(count), "s": _plural(int(count))})
+    return {"ticket_volume": volume, "urgent_open_tickets": urgent}
+
+
+def ticket_volume(session: Session, as_of: date) -> Readings:
+    """Tickets opened in the last 30 days over the account's usual 30-day volume.
+
+    The usual volume is the mean per 30 days over the 180 days before, floored at one
+    ticket, so a quiet account's first tickets read as a few times usual, not infinite.
+    """
+    return _ticket_load(session, as_of)["ticket_volume"]
+
+
+def urgent_open_tickets(session: Session, as_of: date) -> Readings:
+    """Urgent or high-priority tickets open at the end of `as_of`."""
+    return _ticket_load(session, as_of)["urgent_open_tickets"]
 
 
 def csat(session: Session, as_of: date) -> Readings:
@@ -228,8 +255,8 @@ def _sub_alive_at(instant: datetime) -> ColumnElement[bool]:
     return and_(_sub_started_by(instant), ~ended_by)
 
 
-def subscription_state(session: Session, as_of: date) -> Readings:
-    """The account's worst alive subscription state, or `churned` when all have ended."""
+def _subscriptions(session: Session, as_of: date) -> dict[str, Readings]:
+    """`subscription_state` and `mrr_trend` from one pass over the subscriptions."""
     end = cutoff(as_of)
     status = col(Subscription.status)
     failing = select(col(Invoice.account_id)).where(_INVOICE_LIVE, _invoice_failed_at(end))
@@ -244,23 +271,35 @@ def subscription_state(session: Session, as_of: date) -> Readings:
         else_=2,
     )
     alive = _sub_alive_at(end)
+    mrr = col(Subscription.mrr_minor)
     stmt = (
         select(
             col(Subscription.account_id),
             func.sum(case((_sub_started_by(end), 1), else_=0)),
             func.sum(case((alive, 1), else_=0)),
             func.max(case((alive, rank))),
+            func.sum(case((alive, mrr), else_=0)),
+            func.sum(case((_sub_alive_at(end - timedelta(days=90)), mrr), else_=0)),
         )
         .where(_SUB_LIVE)
         .group_by(col(Subscription.account_id))
     )
-    readings: Readings = {}
-    for account_id, started, alive_count, worst in _rows(session, stmt):
-        if not started:
-            continue
-        state = "churned" if not alive_count else SUBSCRIPTION_STATES[int(worst)]
-        readings[account_id] = Reading(state, {"state": STATE_WORDS[state]})
-    return readings
+    states: Readings = {}
+    trends: Readings = {}
+    for account_id, started, alive_count, worst, now, before in _rows(session, stmt):
+        if started:
+            state = "churned" if not alive_count else SUBSCRIPTION_STATES[int(worst)]
+            states[account_id] = Reading(state, {"state": STATE_WORDS[state]})
+        if before and int(before) > 0:
+            ratio = int(now) / int(before)
+            details = {"change": _change(ratio), "mrr_minor": int(now), "before_minor": int(before)}
+            trends[account_id] = Reading(round(ratio, 3), details)
+    return {"subscription_state": states, "mrr_trend": trends}
+
+
+def subscription_state(session: Session, as_of: date) -> Readings:
+    """The account's worst alive subscription state, or `churned` when all have ended."""
+    return _subscriptions(session, as_of)["subscription_state"]
 
 
 def failed_payments(session: Session, as_of: date) -> Readings:
@@ -292,88 +331,109 @@ def failed_payments(session: Session, as_of: date) -> Readings:
 
 def mrr_trend(session: Session, as_of: date) -> Readings:
     """MRR alive at the end of `as_of` over MRR alive 90 days before (needs MRR then)."""
-    end = cutoff(as_of)
-    mrr = col(Subscription.mrr_minor)
-    stmt = (
-        select(
-            col(Subscription.account_id),
-            func.sum(case((_sub_alive_at(end), mrr), else_=0)),
-            func.sum(case((_sub_alive_at(end - timedelta(days=90)), mrr), else_=0)),
-        )
-        .where(_SUB_LIVE)
-        .group_by(col(Subscription.account_id))
-    )
-    readings: Readings = {}
-    for account_id, now, before in _rows(session, stmt):
-        if not before or int(before) <= 0:
-            continue
-        ratio = int(now) / int(before)
-        details = {"change": _change(ratio), "mrr_minor": int(now), "before_minor": int(before)}
-        readings[account_id] = Reading(round(ratio, 3), details)
-    return readings
+    return _subscriptions(session, as_of)["mrr_trend"]
 
 
 # ---- usage -----------------------------------------------------------------------------
 
 
-def _weekly_usage(session: Session, as_of: date) -> dict[int, list[tuple[date, int, int]]]:
-    """Per account, `(week, active users, licensed seats)` of its complete weeks, newest
-    first, from the 17 weeks before `as_of`; accounts whose latest complete week started
-    more than 5 weeks before `as_of` are left out as stale. A week is complete when its
-    seventh day is `as_of` or earlier, and known once recorded."""
-    week = col(Usage.period_start)
+class _DaysBefore(FunctionElement[date]):
+    """`day - days` as a date: `date(day, '-N days')` on SQLite, `day - N` on PostgreSQL."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(_DaysBefore, "sqlite")
+def _days_before_sqlite(element: _DaysBefore, compiler: SQLCompiler, **kw: Any) -> str:
+    day, days = element.clauses
+    return f"date({compiler.process(day, **kw)}, '-' || {compiler.process(days, **kw)} || ' days')"
+
+
+@compiles(_DaysBefore, "postgresql")
+def _days_before_postgresql(element: _DaysBefore, compiler: SQLCompiler, **kw: Any) -> str:
+    day, days = element.clauses
+    return f"({compiler.process(day, **kw)} - {compiler.process(days, **kw)})"
+
+
+def _usage_weeks(session: Session, as_of: date) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Per account, its latest complete week of the 17 before `as_of`, that week's active
+    users and licensed seats, and the active users and number of weeks of the 4 weeks up to
+    it and of the 8 weeks before those; accounts whose latest complete week started more
+    than 5 weeks before `as_of` are left out as stale. A week is complete when its seventh
+    day is `as_of` or earlier, and known once recorded. Several snapshots of one week add
+    up: the week's active users and seats are their sums."""
+    week, active = col(Usage.period_start), col(Usage.active_users)
+    known = and_(
+        col(Usage.account_id).is_not(None),
+        col(Usage.recorded_at) < cutoff(as_of),
+        week <= as_of - timedelta(days=6),
+        week > as_of - timedelta(weeks=17),
+    )
+    newest = func.max(week)
+    latest = (
+        select(
+            col(Usage.account_id).label("account_id"),
+            newest.label("week"),
+            _DaysBefore(newest, literal(28)).label("split"),
+            _DaysBefore(newest, literal(84)).label("since"),
+        )
+        .where(known, week > as_of - timedelta(weeks=5))
+        .group_by(col(Usage.account_id))
+        .subquery()
+    )
+    is_latest, recent = week == latest.c.week, week > latest.c.split
     stmt = (
         select(
-            col(Usage.account_id),
-            week,
-            func.sum(col(Usage.active_users)),
-            func.coalesce(func.sum(col(Usage.licensed_seats)), 0),
+            latest.c.account_id,
+            latest.c.week,
+            func.sum(case((is_latest, active))),
+            func.coalesce(func.sum(case((is_latest, col(Usage.licensed_seats)))), 0),
+            func.sum(case((recent, active), else_=0)),
+            func.count(distinct(case((recent, week)))),
+            func.sum(case((recent, 0), else_=active)),
+            func.count(distinct(case((recent, None), else_=week))),
         )
-        .where(
-            col(Usage.account_id).is_not(None),
-            col(Usage.recorded_at) < cutoff(as_of),
-            week <= as_of - timedelta(days=6),
-            week > as_of - timedelta(weeks=17),
+        .join_from(
+            latest,
+            Usage,
+            and_(col(Usage.account_id) == latest.c.account_id, known, week > latest.c.since),
         )
-        .group_by(col(Usage.account_id), week)
-        .order_by(col(Usage.account_id), week.desc())
+        .group_by(latest.c.account_id, latest.c.week)
     )
-    weeks: dict[int, list[tuple[date, int, int]]] = {}
-    for account_id, start, active, seats in _rows(session, stmt):
-        weeks.setdefault(account_id, []).append((start, int(active), int(seats)))
-    stale = as_of - timedelta(weeks=5)
-    return {a: w for a, w in weeks.items() if w[0][0] > stale}
+    return _rows(session, stmt)
 
 
-def seat_utilisation(session: Session, as_of: date) -> Readings:
-    """Active users over licensed seats in the latest complete week."""
-    readings: Readings = {}
-    for account_id, weeks in _weekly_usage(session, as_of).items():
-        week, active, seats = weeks[0]
+def _usage(session: Session, as_of: date) -> dict[str, Readings]:
+    """`seat_utilisation` and `usage_trend` from one aggregate of the weekly usage."""
+    utilisation: Readings = {}
+    trends: Readings = {}
+    rows = _usage_weeks(session, as_of)
+    for account_id, week, active, seats, recent, recent_weeks, prior, prior_weeks in rows:
         if seats > 0:
-            details = {"active": active, "seats": seats, "week": week.isoformat()}
-            readings[account_id] = Reading(round(active / seats, 3), details)
-    return readings
-
-
-def usage_trend(session: Session, as_of: date) -> Readings:
-    """Mean weekly active users of the latest 4 weeks over the mean of the 8 weeks before."""
-    readings: Readings = {}
-    for account_id, weeks in _weekly_usage(session, as_of).items():
-        split = weeks[0][0] - timedelta(weeks=4)
-        recent = [users for week, users, _ in weeks if week > split]
-        prior = [users for week, users, _ in weeks if split - timedelta(weeks=8) < week <= split]
-        if not prior or sum(prior) == 0:
+            details = {"active": int(active), "seats": int(seats), "week": week.isoformat()}
+            utilisation[account_id] = Reading(round(int(active) / int(seats), 3), details)
+        if not prior_weeks or not prior:
             continue
-        recent_mean, prior_mean = sum(recent) / len(recent), sum(prior) / len(prior)
+        recent_mean, prior_mean = int(recent) / recent_weeks, int(prior) / prior_weeks
         ratio = recent_mean / prior_mean
         details = {
             "change": _change(ratio),
             "recent_mean": round(recent_mean, 1),
             "prior_mean": round(prior_mean, 1),
         }
-        readings[account_id] = Reading(round(ratio, 3), details)
-    return readings
+        trends[account_id] = Reading(round(ratio, 3), details)
+    return {"seat_utilisation": utilisation, "usage_trend": trends}
+
+
+def seat_utilisation(session: Session, as_of: date) -> Readings:
+    """Active users over licensed seats in the latest complete week."""
+    return _usage(session, as_of)["seat_utilisation"]
+
+
+def usage_trend(session: Session, as_of: date) -> Readings:
+    """Mean weekly active users of the latest 4 weeks over the mean of the 8 weeks before."""
+    return _usage(session, as_of)["usage_trend"]
 
 
 # ---- sentiment -------------------------------------------------------------------------
@@ -477,3 +537,35 @@ MEASURES: dict[str, MeasureSpec] = {
     ),
 }
 """Every measure a scorecard may name."""
+
+
+@dataclass(frozen=True)
+class SharedQuery:
+    """Measures read by one aggregate query: `read` returns each one's readings."""
+
+    measures: tuple[str, ...]
+    read: Callable[[Session, date], dict[str, Readings]]
+
+
+SHARED_QUERIES: dict[str, SharedQuery] = {
+    "tickets": SharedQuery(("ticket_volume", "urgent_open_tickets"), _ticket_load),
+    "subscriptions": SharedQuery(("subscription_state", "mrr_trend"), _subscriptions),
+    "usage": SharedQuery(("seat_utilisation", "usage_trend"), _usage),
+}
+"""Measures that come from the same rows, each group read by one query."""
+
+
+def read_measures(session: Session, as_of: date, names: Iterable[str]) -> dict[str, Readings]:
+    """The readings of each named measure as of `as_of`, running every query once: a query
+    shared by several measures (`SHARED_QUERIES`) serves all of them."""
+    readings: dict[str, Readings] = {}
+    wanted = list(names)
+    for name in wanted:
+        if name in readings:
+            continue
+        shared = next((q for q in SHARED_QUERIES.values() if name in q.measures), None)
+        if shared is None:
+            readings[name] = MEASURES[name].query(session, as_of)
+        else:
+            readings.update(shared.read(session, as_of))
+    return {name: readings[name] for name in wanted}

@@ -195,7 +195,20 @@ class Ticket(SQLModel, table=True):
     """A support ticket or conversation."""
 
     __tablename__ = "tickets"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # every column the ticket measures read, so their per-account scan reads the index
+        Index(
+            "ix_tickets_account_created",
+            "account_id",
+            "created_at",
+            "deleted_at",
+            "priority",
+            "status",
+            "solved_at",
+            "updated_at",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -262,7 +275,18 @@ class UsageSnapshot(SQLModel, table=True):
     """Product usage of one account over one period (a week by default)."""
 
     __tablename__ = "usage_snapshots"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # every column the usage measures read, so their per-account scan reads the index
+        Index(
+            "ix_usage_snapshots_account_week",
+            "account_id",
+            "period_start",
+            "recorded_at",
+            "active_users",
+            "licensed_seats",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str

@@ -244,11 +244,17 @@ def value_reached(session: Session, period: Period, since: datetime) -> dict[int
     return reached
 
 
+NOT_ALERTS = ("weekly_digest", "daily_summary", "routing_problem")
+
+
 def alerts(session: Session, start: datetime, end: datetime) -> list[tuple[str, TicketTimes]]:
-    """Alerts sent in the period by recipient: sent as created, acknowledged as answered."""
+    """Alerts sent in the period by recipient: sent as created, acknowledged as answered.
+
+    Weekly digests, daily summaries and routing notices are reading, not alerts to act on:
+    left out."""
     sent = col(Alert.sent_at)
     stmt = select(func.lower(col(Alert.recipient_email)), sent, col(Alert.acknowledged_at)).where(
-        sent >= start, sent < end
+        sent >= start, sent < end, col(Alert.rule).not_in(NOT_ALERTS)
     )
     found = []
     for email, sent_at, acked in _rows(session, stmt):
