@@ -215,6 +215,34 @@ def run() -> None:
     scheduler.run_forever(clock)
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    socket_mode: Annotated[
+        bool,
+        typer.Option("--socket-mode", help="Connect out to Slack instead (no public URL)."),
+    ] = False,
+) -> None:
+    """Answer Slack: alert buttons, the sentiment form, /health and /sentiment."""
+    from notifications import serve, serve_socket
+
+    settings = _settings()
+    engine = _engine(settings)
+    if socket_mode:
+        client = _run(settings, lambda: serve_socket.socket_client(engine, settings))
+        out.print("connecting to Slack over Socket Mode; Ctrl-C or SIGTERM stops", highlight=False)
+        _run(settings, lambda: serve_socket.run_socket_mode(client))
+        return
+    web = _run(settings, lambda: serve.http_app(engine, settings))
+    out.print(
+        f"answering Slack at http://{host}:{port}/slack/actions and /slack/commands "
+        "(health check: /healthz); Ctrl-C stops",
+        highlight=False,
+    )
+    serve.run_http(web, host, port, settings.log_level)
+
+
 def _listing(
     fetch: Callable[[Engine], list[dict[str, Any]]],
     show: Callable[[Console, list[dict[str, Any]]], None],
@@ -374,6 +402,60 @@ def team_command(
         views.print_json(out, asdict(report))
     else:
         print_team_report(out, report)
+
+
+@app.command("digest")
+def digest_command(
+    team: Annotated[str | None, typer.Option("--team", help="One team, by name.")] = None,
+    week_ending: Annotated[
+        str | None,
+        typer.Option("--week-ending", help="The week's last day (default: last Sunday)."),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Show it here and write the chart; post nothing.")
+    ] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the chart PNGs go.")] = Path(
+        "digests"
+    ),
+) -> None:
+    """Weekly digest for CS leads: bands, at-risk ARR, renewals, declines, scoreboard, chart.
+
+    Posts each team's digest to its lead (DM) and its Slack channel, once a week, with the
+    chart; `--preview` shows it here instead.
+    """
+    from rich.markup import escape
+
+    from notifications.digest import (
+        DigestError,
+        choose_teams,
+        default_week_ending,
+        preview_digests,
+        send_digests,
+    )
+    from notifications.slack import make_slack_client
+
+    settings = _settings()
+    engine = _engine(settings)
+    day = _parse_date(week_ending, "--week-ending") if week_ending else None
+    day = day or default_week_ending(date.today())
+    try:
+        chosen = choose_teams(engine, team)
+    except DigestError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    if preview:
+        _run(settings, lambda: preview_digests(engine, out, chosen, day, out_dir))
+        return
+    if not settings.slack.enabled():
+        err.print(
+            "[bold red]error:[/] Slack is not configured: set SLACK__BOT_TOKEN in .env or the "
+            "environment, or look with --preview",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    client = _run(settings, lambda: make_slack_client(settings))
+    summary = _run(settings, lambda: send_digests(engine, client, chosen, day, out_dir))
+    out.print(summary.describe(), highlight=False)
 
 
 @sentiment_app.command("set")
@@ -547,6 +629,78 @@ def sources_quarantine(
         summary = _run(settings, lambda: replay_quarantine(engine, build_connectors(settings)))
         (err if as_json else out).print(summary.describe(), highlight=False)
     _listing(reports.quarantined, reports.print_quarantine, as_json)
+
+
+# --------------------------------------------------------------------------- playbooks
+
+playbooks_app = typer.Typer(help="Playbooks: the tasks alerts start.", no_args_is_help=True)
+app.add_typer(playbooks_app, name="playbooks")
+
+
+@playbooks_app.command("list")
+def playbooks_list(as_json: JsonOption = False) -> None:
+    """Configured playbooks (PLAYBOOKS__PATH, or the defaults): triggers and their tasks."""
+    from notifications.playbooks_config import load_playbooks
+    from notifications.playbooks_listing import playbook_rows
+
+    settings = _settings()
+    rows = playbook_rows(_run(settings, lambda: load_playbooks(settings.playbooks.path)))
+    if as_json:
+        views.print_json(out, rows)
+        return
+    views.render_table(
+        out,
+        f"Playbooks ({settings.playbooks.path or 'the defaults'})",
+        ["Playbook", "Trigger", "Starts", "Tasks (assignee, due in business days)"],
+        (
+            [
+                row["name"],
+                row["trigger"],
+                "by itself" if row["auto"] else "by hand",
+                "\n".join(
+                    f"{t['title']} ({t['assignee']}, {t['due_in_business_days']}d)"
+                    for t in row["tasks"]
+                ),
+            ]
+            for row in rows
+        ),
+    )
+
+
+@app.command("tasks")
+def tasks_command(
+    open_only: Annotated[bool, typer.Option("--open", help="Open tasks only.")] = False,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Open tasks past due.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Playbook tasks: account, assignee, due date and status, earliest due first."""
+    from notifications.playbooks_listing import task_rows
+
+    def show(console: Console, rows: list[dict[str, Any]]) -> None:
+        views.render_table(
+            console,
+            f"{len(rows)} task{'' if len(rows) == 1 else 's'}",
+            ["Id", "Account", "Task", "Assignee", "Due", "Status"],
+            (
+                [
+                    row["id"],
+                    row["account"],
+                    row["title"],
+                    row["assignee"],
+                    row["due_on"],
+                    "overdue" if row["overdue"] else row["status"],
+                ]
+                for row in rows
+            ),
+            styles={0: "number"},
+        )
+
+    today = datetime.now(UTC).date()
+    _listing(
+        lambda engine: task_rows(engine, today=today, open_only=open_only, overdue_only=overdue),
+        show,
+        as_json,
+    )
 
 
 @db_app.command("upgrade")

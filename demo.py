@@ -10,7 +10,8 @@ is nothing new and alert fingerprints say every alert went out already.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pipeline
 import reports
 import views
 from notifications import deliver_pending, detect_alerts, make_slack_client
+from notifications.digest import choose_teams, preview_digests
 from sandbox.book import Book, generate_book
 from sandbox.hubspot import HUBSPOT_TOKEN, hubspot_app
 from sandbox.ratelimit import Limits
@@ -145,14 +147,44 @@ def _print_slack(console: Console, engine: Engine, recorder: Any, book: Book) ->
             "(each alert has a fingerprint and goes out once).",
             highlight=False,
         )
-    for message in messages:
+    named = {c.name for c in book.companies if c.id in set(book.stories.values())}
+    stories = [m for m in messages if any(n in str(m.get("text", "")) for n in named)]
+    summaries = [m for m in messages if "alerts summary" in str(m.get("text", ""))]
+    shown = stories + summaries[:1]
+    for message in shown:
         name, email = people.get(str(message.get("user")), (str(message.get("channel")), ""))
         title = f"DM to {name} <{email}>" if email else f"Message to {name}"
         views.panel(console, title, _render_message(message))
+    if len(messages) > len(shown):
+        console.print(
+            f"Shown: the DMs about the planted stories and one daily summary; "
+            f"{len(messages) - len(shown)} more went out ({len(summaries)} daily summaries "
+            "in all, for alerts past each CSM's daily budget).",
+            highlight=False,
+        )
+
+
+def _print_digest(console: Console, engine: Engine, today: date, book: Book) -> None:
+    """One team's weekly digest as its lead would get it, and its chart beside the database.
+
+    The CRM names no team lead, so the preview shows the lead the sandbox book has.
+    """
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    folder = Path(database).resolve().parent if database else OUTPUT_DIR
+    leads = {t.id: o.email for t in book.teams for o in book.owners if o.id == t.lead_id}
+    team = choose_teams(engine)[0]
+    team = replace(team, lead_email=team.lead_email or leads.get(team.external_id))
+    console.rule(f"4. Digest: the weekly digest for the lead of {team.name} (preview)")
+    [chart] = preview_digests(engine, console, [team], today, folder)
+    console.print(
+        f"The chart is at {chart}. `health-agent digest --preview` shows every team's; "
+        "without --preview each goes to its lead and team channel in Slack, once a week.",
+        highlight=False,
+    )
 
 
 def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: int = 300) -> None:
-    """Sync, score and alert on the sandbox book; print the three sections."""
+    """Sync, score and alert on the sandbox book; print the sections, then a weekly digest."""
     started = time.monotonic()
     today = datetime.now(UTC).date()
     book = generate_book(seed=seed, accounts=accounts, today=today)
@@ -190,11 +222,13 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
         )
         reports.print_accounts(console, reports.accounts_overview(engine), limit=15)
         console.print(
-            f"Alerts: {detection.drops} band drops today, {detection.created} new; "
-            f"sent {delivery.sent}, unroutable {delivery.unroutable}, failed {delivery.failed}",
+            f"Alerts: {detection.describe()}; sent {delivery.sent}, rolled into "
+            f"{delivery.summaries} daily summaries {delivery.rolled}, unroutable "
+            f"{delivery.unroutable}, failed {delivery.failed}",
             highlight=False,
         )
         _print_slack(console, engine, apps["slack"].state.recorder, book)
+    _print_digest(console, engine, today, book)
     stories = ", ".join(f"{name} = {book.stories[name]}" for name in sorted(book.stories))
     console.print(
         f"\nPlanted stories (CRM ids): {stories}.\nTry `health-agent explain "

@@ -21,7 +21,14 @@ import views
 from connectors.identity import link_manually
 from connectors.registry import sync_all
 from connectors.sync import ProgressEvent, SyncOptions, SyncSummary
-from notifications import DeliverySummary, deliver_pending, detect_alerts, make_slack_client
+from notifications import (
+    DeliverySummary,
+    DetectionSummary,
+    deliver_pending,
+    detect_alerts,
+    load_rules,
+    make_slack_client,
+)
 from scoring import ScoreRunSummary, explain, record_sentiment, score_accounts
 from scoring.breakdown import MeasureLine, measure_lines
 from scoring.scorecard import SIGNALS
@@ -117,27 +124,36 @@ def describe_scores(summary: ScoreRunSummary) -> str:
 @dataclass(frozen=True)
 class NotifySummary:
     detected: int
+    """Band drops found."""
     created: int
     delivery: DeliverySummary | None
+    detection: DetectionSummary | None = None
 
     def describe(self) -> str:
-        text = f"{self.detected} band drops, {self.created} new alerts"
+        if self.detection is not None:
+            text = f"{self.detection.describe()} ({self.detected} band drops)"
+        else:
+            text = f"{self.detected} band drops, {self.created} new alerts"
         if self.delivery is None:
             return text + "; Slack is not configured, alerts stay pending"
         d = self.delivery
         text += f"; sent {d.sent}, unroutable {d.unroutable}, failed {d.failed}"
         text += f", deferred {d.deferred}"
+        text += f"; {d.rolled} in {d.summaries} daily summaries, {d.held} held, {d.snoozed} snoozed"
+        text += f", {d.escalated} escalated, {d.admin_notices} admin notices"
         return text + "".join(f"\n  {problem}" for problem in d.problems)
 
 
 def notify(engine: Engine, settings: Settings, as_of: date) -> NotifySummary:
-    """Create alerts for band drops as of `as_of` and deliver every pending alert."""
-    detection = detect_alerts(engine, as_of)
+    """Detect alerts as of `as_of` with the configured rules and deliver every due alert."""
+    detection = detect_alerts(engine, as_of, load_rules(settings.alerts.rules_path))
     delivery = None
     if settings.slack.enabled():
         client = make_slack_client(settings)
-        delivery = deliver_pending(engine, client, admin_channel=settings.slack.admin_channel)
-    return NotifySummary(detection.drops, detection.created, delivery)
+        delivery = deliver_pending(
+            engine, client, admin_channel=settings.slack.admin_channel, settings=settings.alerts
+        )
+    return NotifySummary(detection.drops, detection.created, delivery, detection)
 
 
 def cycle(

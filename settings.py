@@ -9,8 +9,9 @@ some of its variables set is a configuration error that names what is missing.
 from __future__ import annotations
 
 import tomllib
+from datetime import time
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -19,17 +20,20 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AlertSettings",
     "ChargebeeSettings",
     "ConfigError",
     "FolderSettings",
     "FreshdeskSettings",
     "HubSpotSettings",
     "IntercomSettings",
+    "PlaybookSettings",
     "SalesforceSettings",
     "Schedule",
     "SchedulerSettings",
@@ -315,9 +319,72 @@ class SlackSettings(BaseModel):
     base_url: str = "https://slack.com/api/"
     signing_secret: SecretStr | None = None
     admin_channel: str | None = None
+    app_token: SecretStr | None = None
+    """App-level token (xapp-...) for `health-agent serve --socket-mode`."""
 
     def enabled(self) -> bool:
         return _check_complete("SLACK", {"bot_token": self.bot_token})
+
+
+class PlaybookSettings(BaseModel):
+    """Playbooks: the file of triggers and task templates, and copying tasks to the CRM."""
+
+    path: Path | None = None
+    """A playbooks TOML of your own; None: the playbooks shipped with the agent."""
+    crm_write_back: bool = False
+    """Copy each new task to the account's CRM (HubSpot) as a task, once."""
+    crm_claim_timeout_minutes: int = Field(default=60, ge=5)
+    """A CRM write whose outcome is unknown after this long is looked up in the CRM and
+    adopted, or written again when the CRM has no such task."""
+    lookback_days: int = Field(default=7, ge=1)
+    """Alerts newer than this start automatic playbooks; older ones never do."""
+
+
+Severity = Literal["critical", "high", "medium", "low"]
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """`20:00-08:00` -> (20:00, 08:00); the window may run past midnight."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise ValueError(
+            f"quiet hours {text!r}: write them as HH:MM-HH:MM, e.g. 20:00-08:00"
+        ) from None
+    if start == end:
+        raise ValueError(f"quiet hours {text!r}: the start and the end are the same time")
+    return start, end
+
+
+class AlertSettings(BaseModel):
+    """Which alerts exist (the rules file) and how many reach a person, when, and who hears
+    when nobody acts."""
+
+    rules_path: Path | None = None
+    """A TOML file of alert rules overriding `notifications/default_rules.toml`, key by key."""
+    daily_budget: int = Field(default=5, ge=0)
+    """Alert DMs a CSM gets a day; beyond it, all but critical ones wait for the daily summary."""
+    summary_only: Severity | Literal["none"] = "low"
+    """Alerts of this severity and lower never go out alone, only in the daily summary."""
+    quiet_hours: str | None = None
+    """`HH:MM-HH:MM` in each recipient's time zone: DMs found then wait for its end."""
+    escalation_hours: float = Field(default=48, gt=0)
+    """An alert nobody acknowledged for this long goes to the owner's team lead, once."""
+    escalate_from: Severity | Literal["none"] = "high"
+    """Unacknowledged alerts of this severity and higher escalate (`none`: none do)."""
+    slack_user_ttl_hours: float = Field(default=24, gt=0)
+    """How long an email's Slack user (or its absence) is believed before asking again."""
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _valid_window(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_quiet_hours(value)
+        return value
+
+    def quiet_window(self) -> tuple[time, time] | None:
+        """The quiet hours as (start, end), or None when there are none."""
+        return parse_quiet_hours(self.quiet_hours) if self.quiet_hours else None
 
 
 class SchedulerSettings(BaseModel):
@@ -358,6 +425,8 @@ class Settings(BaseSettings):
     folder: FolderSettings = FolderSettings()
     sql: SqlSourceSettings = SqlSourceSettings()
     slack: SlackSettings = SlackSettings()
+    alerts: AlertSettings = AlertSettings()
+    playbooks: PlaybookSettings = PlaybookSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 
     def enabled_sources(self) -> list[str]:
@@ -418,6 +487,7 @@ class Settings(BaseSettings):
             self.sql.url,
             self.slack.bot_token,
             self.slack.signing_secret,
+            self.slack.app_token,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -6,9 +6,11 @@ Reads the store and scoring's types; never imports connectors.
 from notifications.alerts import (
     DeliverySummary,
     DetectionSummary,
+    RuleSet,
     deliver_pending,
     detect_alerts,
     fingerprint,
+    load_rules,
 )
 from notifications.messages import AlertFacts, SlackMessage, build_alert_message
 from notifications.slack import (
@@ -23,6 +25,7 @@ __all__ = [
     "AlertFacts",
     "DeliverySummary",
     "DetectionSummary",
+    "RuleSet",
     "SlackAuthError",
     "SlackError",
     "SlackMessage",
@@ -32,5 +35,6 @@ __all__ = [
     "deliver_pending",
     "detect_alerts",
     "fingerprint",
+    "load_rules",
     "make_slack_client",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "ACTION_ACKNOWLEDGE",
     "ACTION_LOG_SENTIMENT",
     "ACTION_SNOOZE",
+    "ACTION_START_PLAYBOOK",
     "AlertFacts",
     "SlackMessage",
     "build_admin_notice",
@@ -43,6 +44,7 @@ __all__ = [
 ACTION_ACKNOWLEDGE = "alert_acknowledge"
 ACTION_SNOOZE = "alert_snooze_7d"
 ACTION_LOG_SENTIMENT = "alert_log_sentiment"
+ACTION_START_PLAYBOOK = "alert_start_playbook"
 
 MAX_BLOCKS = 50
 MAX_BLOCKS_CHARS = 12_000  # Slack has refused messages near 13k characters of blocks
@@ -51,21 +53,30 @@ ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlertFacts:
-    """What a band-drop alert says; stored as the alert's payload, rendered at delivery."""
+    """What an alert says; stored as the alert's payload, rendered at delivery.
+
+    A band drop has the previous score and band; other rules say what they saw in `title`
+    and `reasons`. `key` tells alerts of one rule apart (a band drop's new band).
+    """
 
     account_name: str
     score: float
     band: str
-    previous_score: float
-    previous_band: str
     as_of: date
+    previous_score: float | None = None
+    previous_band: str | None = None
     drivers: list[str] = field(default_factory=list)
     renewal_date: date | None = None
     arr_minor: int | None = None
     currency: str = "USD"
     scorecard_version: str = ""
+    rule: str = "band_drop"
+    severity: str = ""
+    title: str = ""
+    reasons: list[str] = field(default_factory=list)
+    key: str = ""
 
     def to_payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -113,7 +124,11 @@ def format_money(minor: int, currency: str) -> str:
 
 
 def headline(facts: AlertFacts) -> str:
-    """ "Acme Robotics dropped from green (78) to red (34)"."""
+    """ "Acme Robotics dropped from green (78) to red (34)", or the rule's own title."""
+    if facts.title:
+        return facts.title
+    if facts.previous_band is None or facts.previous_score is None:
+        return f"{facts.account_name} is {facts.band} ({facts.score:.0f})"
     return (
         f"{facts.account_name} dropped from {facts.previous_band} ({facts.previous_score:.0f}) "
         f"to {facts.band} ({facts.score:.0f})"
@@ -132,16 +147,34 @@ def _validated(text: str, blocks: list[Block]) -> SlackMessage:
     return SlackMessage(text=text, blocks=blocks)
 
 
+def _why(facts: AlertFacts) -> list[str]:
+    """What the rule saw, then the score's drivers it did not already say; five at most."""
+    return [*facts.reasons, *(d for d in facts.drivers if d not in facts.reasons)][:5]
+
+
+def _score_text(facts: AlertFacts) -> str:
+    if facts.previous_score is None:
+        return f"*Score*\n{facts.score:.0f} ({facts.band})"
+    return f"*Score*\n{facts.score:.0f} (was {facts.previous_score:.0f})"
+
+
 def build_alert_message(
-    facts: AlertFacts, alert_id: int, *, today: date | None = None
+    facts: AlertFacts,
+    alert_id: int,
+    *,
+    today: date | None = None,
+    title_prefix: str = "",
+    note: str | None = None,
 ) -> SlackMessage:
-    """The band-drop alert: header, drivers, renewal and ARR, and three buttons."""
-    title = headline(facts)
-    drivers = facts.drivers[:5]
+    """The alert: header, what was seen and the drivers, renewal and ARR, and the buttons.
+
+    `title_prefix` goes before the headline ("Escalated: "), `note` under it (who the alert
+    was for, when it reaches someone else than the owner).
+    """
+    title = title_prefix + headline(facts)
+    drivers = _why(facts)
     why = "\n".join(f"• {_escape(_shorten(d, 400))}" for d in drivers)
-    fields = [
-        MarkdownTextObject(text=f"*Score*\n{facts.score:.0f} (was {facts.previous_score:.0f})")
-    ]
+    fields = [MarkdownTextObject(text=_score_text(facts))]
     if facts.renewal_date is not None:
         renewal = facts.renewal_date.isoformat()
         days = (facts.renewal_date - (today or facts.as_of)).days
@@ -153,11 +186,14 @@ def build_alert_message(
             MarkdownTextObject(text=f"*ARR*\n{format_money(facts.arr_minor, facts.currency)}")
         )
     context = f"Health as of {facts.as_of.isoformat()}"
+    if facts.severity:
+        context = f"{facts.severity.capitalize()} · {context}"
     if facts.scorecard_version:
         context += f" · scorecard {facts.scorecard_version}"
     value = str(alert_id)
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX), emoji=True)),
+        *_note(note),
         SectionBlock(
             text=MarkdownTextObject(
                 text=_shorten(
@@ -175,11 +211,19 @@ def build_alert_message(
                 ),
                 ButtonElement(text="Snooze 7 days", action_id=ACTION_SNOOZE, value=value),
                 ButtonElement(text="Log sentiment", action_id=ACTION_LOG_SENTIMENT, value=value),
+                ButtonElement(text="Start playbook", action_id=ACTION_START_PLAYBOOK, value=value),
             ],
         ),
     ]
-    text = title + (f". {'; '.join(drivers[:3])}" if drivers else "")
+    text = title + (f". {note.rstrip('.')}" if note else "")
+    text += f". {'; '.join(drivers[:3])}" if drivers else ""
     return _validated(_shorten(text, 3000), blocks)
+
+
+def _note(note: str | None) -> list[Block]:
+    if not note:
+        return []
+    return [ContextBlock(elements=[MarkdownTextObject(text=_shorten(_escape(note), CONTEXT_MAX))])]
 
 
 def build_admin_notice(title: str, lines: list[str]) -> SlackMessage:

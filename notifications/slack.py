@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 
 from settings import Settings, SlackSettings
 
@@ -91,9 +92,15 @@ def make_slack_client(
     *,
     rate_limit_retries: int = 3,
     server_error_retries: int = 2,
+    connection_retries: int = 2,
+    backoff_seconds: float = 0.5,
     timeout: int = 30,
 ) -> WebClient:
-    """A WebClient for the configured workspace (or emulator), with retries attached."""
+    """A WebClient for the configured workspace (or emulator), with bounded retries attached.
+
+    429 waits for `Retry-After` (`rate_limit_retries` times); HTTP 500/503 and dropped or
+    refused connections are retried with exponential backoff from `backoff_seconds`.
+    """
     slack = settings.slack if isinstance(settings, Settings) else settings
     token = slack.bot_token.get_secret_value() if slack.bot_token is not None else ""
     if not token:
@@ -101,14 +108,15 @@ def make_slack_client(
             "Slack is not configured: set SLACK__BOT_TOKEN in .env or the environment"
         )
     base_url = slack.base_url if slack.base_url.endswith("/") else slack.base_url + "/"
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=backoff_seconds)
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=timeout,
         retry_handlers=[
-            ConnectionErrorRetryHandler(),
+            ConnectionErrorRetryHandler(connection_retries, backoff),
             RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
-            ServerErrorRetryHandler(max_retry_count=server_error_retries),
+            ServerErrorRetryHandler(server_error_retries, backoff),
         ],
     )
 

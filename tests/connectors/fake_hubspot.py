@@ -1,11 +1,13 @@
 """A fake HubSpot CRM v3: owners, object search with its 10,000-result cap, archived lists,
-and deal-to-company association batch reads, in the shapes of HubSpot's public spec."""
+deal-to-company association batch reads, and task creation (`POST /crm/v3/objects/tasks`,
+each request body recorded), in the shapes of HubSpot's public spec."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from copy import deepcopy
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -33,6 +35,14 @@ class FakeHubSpot(FakeVendor):
         )
         self.search_bodies: list[dict[str, Any]] = []
         self._first_search: dict[str, dict[str, Any]] = {}
+        self.tasks: list[dict[str, Any]] = []
+        """Tasks created, as HubSpot would return them."""
+        self.task_requests: list[dict[str, Any]] = []
+        """Every task create request body, valid or not."""
+        self.after_task_create: list[str] = []
+        """What the next task creates meet once the task exists: "timeout" or a 5xx status
+        (the task is created, the answer is lost)."""
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def route(self, request: httpx.Request) -> str:
         path = request.url.path
@@ -44,6 +54,7 @@ class FakeHubSpot(FakeVendor):
             "/crm/v3/objects/companies": "archived_companies" if archived else "companies_list",
             "/crm/v3/objects/deals": "archived_deals" if archived else "deals_list",
             "/crm/v3/associations/deals/companies/batch/read": "associations",
+            "/crm/v3/objects/tasks": "tasks_create" if request.method == "POST" else "unknown",
         }.get(path, "unknown")
 
     def unauthorized(self) -> httpx.Response:
@@ -79,6 +90,8 @@ class FakeHubSpot(FakeVendor):
             return self._search(getattr(self, route), request, route)
         if route == "associations":
             return self._associations(request)
+        if route == "tasks_create":
+            return self._create_task(request)
         return httpx.Response(404, json={"status": "error", "message": "not found"})
 
     def _page(self, items: list[Any], after: int, limit: int, link: str) -> dict[str, Any]:
@@ -140,3 +153,65 @@ class FakeHubSpot(FakeVendor):
                 "completedAt": "2025-06-10T00:00:00.050Z",
             },
         )
+
+    def _create_task(self, request: httpx.Request) -> httpx.Response:
+        """`SimplePublicObjectInputForCreate` in, 201 `SimplePublicObject` out."""
+        body = json.loads(request.content)
+        self.task_requests.append(body)
+        problem = _task_problem(body)
+        if problem:
+            return httpx.Response(
+                400, json={"status": "error", "message": problem, "category": "VALIDATION_ERROR"}
+            )
+        stamp = self.clock().astimezone(UTC).isoformat(timespec="milliseconds")
+        stamp = stamp.replace("+00:00", "Z")
+        task_id = str(90_000_000_000 + len(self.tasks) + 1)
+        task = {
+            "id": task_id,
+            "properties": {
+                **body["properties"],
+                "hs_object_id": task_id,
+                "hs_createdate": stamp,
+                "hs_lastmodifieddate": stamp,
+            },
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "archived": False,
+        }
+        self.tasks.append({**task, "associations": deepcopy(body["associations"])})
+        if self.after_task_create:
+            after = self.after_task_create.pop(0)
+            if after == "timeout":
+                raise httpx.ReadTimeout("the vendor did not answer in time", request=request)
+            return httpx.Response(int(after), json={"message": "internal error"})
+        return httpx.Response(201, json=task)
+
+
+def _task_problem(body: Any) -> str | None:
+    """Why HubSpot would refuse this task create, per its spec; None when it would not."""
+    if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+        return "properties is required"
+    properties = body["properties"]
+    if not all(isinstance(v, str) for v in properties.values()):
+        return "property values must be strings"
+    if not properties.get("hs_timestamp"):
+        return "hs_timestamp is required"
+    associations = body.get("associations")
+    if not isinstance(associations, list):
+        return "associations is required"
+    for association in associations:
+        target = association.get("to") if isinstance(association, dict) else None
+        types = association.get("types") if isinstance(association, dict) else None
+        if not isinstance(target, dict) or not isinstance(target.get("id"), str):
+            return "associations[].to.id is required"
+        if not isinstance(types, list) or not types:
+            return "associations[].types is required"
+        for spec in types:
+            if spec.get("associationCategory") not in (
+                "HUBSPOT_DEFINED",
+                "INTEGRATOR_DEFINED",
+                "USER_DEFINED",
+                "WORK",
+            ) or not isinstance(spec.get("associationTypeId"), int):
+                return "associations[].types[] needs associationCategory and associationTypeId"
+    return None

@@ -1,4 +1,8 @@
-"""Band-drop alerts: found once, routed to the owner's DM over real HTTP, never sent twice."""
+"""Band-drop alerts: found once, routed to the owner's DM over real HTTP, never sent twice.
+
+These tests turn the other rules off (`BAND_DROPS`) to look at band drops alone; the last
+one scores real data with every rule on.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from notifications import SlackAuthError, deliver_pending, detect_alerts
+from notifications import SlackAuthError, deliver_pending, detect_alerts, fingerprint, load_rules
 from sandbox.slack import RateLimit, channel_id, dm_channel_id, user_id
 from scoring import score_accounts
 from store import bulk_upsert, session_scope
@@ -18,6 +22,14 @@ from tests.notifications.conftest import SandboxFactory
 from tests.scoring.seed import AS_OF, account, ago, healthy, invoice, sentiment, ticket
 
 DAY_BEFORE = AS_OF - timedelta(days=1)
+DEFAULT_RULES = load_rules()
+BAND_DROPS = DEFAULT_RULES.override(
+    {name: {"enabled": False} for name in DEFAULT_RULES.rules() if name != "band_drop"}
+)
+
+
+def _detect(engine: Engine) -> int:
+    return detect_alerts(engine, AS_OF, BAND_DROPS).created
 
 
 def _score(s: Session, account_id: int, day: date, score: float, band: str) -> None:
@@ -64,14 +76,15 @@ def test_pipeline_twice_one_alert_one_message(
         newcomer = account(s, "New", owner_email="sam@example.com")
         _score(s, newcomer, AS_OF, 20, "red")  # no previous score: no alert
     client = slack.client()
-    first = detect_alerts(engine, AS_OF)
+    first = detect_alerts(engine, AS_OF, BAND_DROPS)
     sent = deliver_pending(engine, client)
-    second = detect_alerts(engine, AS_OF)
+    second = detect_alerts(engine, AS_OF, BAND_DROPS)
     again = deliver_pending(engine, client)
     assert (first.drops, first.created, second.drops, second.created) == (1, 1, 1, 0)
     assert (sent.sent, again.sent) == (1, 0)
     [alert] = _alerts(engine)
-    assert alert.fingerprint == f"band_drop:{acme}:green->red:{AS_OF.isoformat()}"
+    assert alert.fingerprint == fingerprint("band_drop", acme, AS_OF, 7, "red")
+    assert alert.fingerprint.startswith(f"band_drop:{acme}:red:")
     assert (alert.status, alert.severity, alert.recipient_email) == (
         "sent",
         "critical",
@@ -81,6 +94,7 @@ def test_pipeline_twice_one_alert_one_message(
     assert alert.channel == dm_channel_id(jo)
     assert alert.sent_at is not None
     [message] = slack.recorder.messages
+    assert alert.message_ts == message["ts"]
     assert (message["channel"], message["user"]) == (dm_channel_id(jo), jo)
     assert message["text"].startswith("Acme Robotics dropped from green (78) to red (34)")
     assert "Seats in use" not in message["text"]
@@ -94,7 +108,7 @@ def test_lookups_are_cached_per_run(engine: Engine, slack_sandbox: SandboxFactor
     slack = slack_sandbox(rate_limit=None)
     for n in range(3):
         _dropped(engine, f"Account {n}", "sam@example.com")
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     summary = deliver_pending(engine, slack.client())
     assert summary.sent == 3
     assert slack.recorder.methods().count("users.lookupByEmail") == 1
@@ -108,7 +122,7 @@ def test_owner_without_slack_user_is_unroutable_and_admin_hears(
     _dropped(engine, "Ghost Inc", "ghost@example.com", old="yellow")
     _dropped(engine, "Orphan Ltd", None)
     _dropped(engine, "Acme Robotics", "jo@example.com")
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     summary = deliver_pending(engine, slack.client(), admin_channel="#cs-alerts")
     assert (summary.sent, summary.unroutable, summary.admin_notices) == (2, 1, 1)
     by_name = {a.text.split(" dropped")[0]: a for a in _alerts(engine)}
@@ -127,7 +141,7 @@ def test_owner_without_slack_user_is_unroutable_and_admin_hears(
 def test_unroutable_without_admin_channel(engine: Engine, slack_sandbox: SandboxFactory) -> None:
     slack = slack_sandbox()
     _dropped(engine, "Orphan Ltd", None)
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     summary = deliver_pending(engine, slack.client())
     assert summary.unroutable == 1
     [alert] = _alerts(engine)
@@ -140,7 +154,7 @@ def test_rate_limited_posts_are_waited_out(engine: Engine, slack_sandbox: Sandbo
     slack = slack_sandbox(rate_limit=RateLimit(per_second=1.0, burst=1))
     _dropped(engine, "First", "jo@example.com")
     _dropped(engine, "Second", "jo@example.com")
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     summary = deliver_pending(engine, slack.client())
     assert summary.sent == 2
     assert slack.recorder.rate_limited >= 1  # the second post met a 429 + Retry-After
@@ -152,7 +166,7 @@ def test_server_errors_are_retried(engine: Engine, slack_sandbox: SandboxFactory
     slack = slack_sandbox()
     _dropped(engine, "Acme", "jo@example.com")
     slack.recorder.inject("chat.postMessage", 503)
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     assert deliver_pending(engine, slack.client()).sent == 1
     assert len(slack.recorder.messages) == 1
 
@@ -163,7 +177,7 @@ def test_lasting_rate_limit_defers_without_sending(
     slack = slack_sandbox()
     _dropped(engine, "Acme", "jo@example.com")
     slack.recorder.inject("chat.postMessage", 429, times=5)
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     summary = deliver_pending(engine, slack.client(rate_limit_retries=1))
     assert (summary.sent, summary.deferred) == (0, 1)
     [alert] = _alerts(engine)
@@ -177,7 +191,7 @@ def test_refused_token_stops_and_keeps_alerts_pending(
 ) -> None:
     slack = slack_sandbox()
     _dropped(engine, "Acme", "jo@example.com")
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     with pytest.raises(SlackAuthError, match="SLACK__BOT_TOKEN"):
         deliver_pending(engine, slack.client(token="xoxb-revoked"))
     [alert] = _alerts(engine)
@@ -188,7 +202,7 @@ def test_refused_token_stops_and_keeps_alerts_pending(
 def test_claimed_alerts_are_never_sent_again(engine: Engine, slack_sandbox: SandboxFactory) -> None:
     slack = slack_sandbox()
     _dropped(engine, "Acme", "jo@example.com")
-    detect_alerts(engine, AS_OF)
+    _detect(engine)
     with session_scope(engine) as s:  # as if an instance crashed mid-delivery
         alert = s.exec(select(Alert)).one()
         alert.status = "sending"
@@ -198,6 +212,7 @@ def test_claimed_alerts_are_never_sent_again(engine: Engine, slack_sandbox: Sand
 
 
 def test_scored_drop_end_to_end(engine: Engine, slack_sandbox: SandboxFactory) -> None:
+    """Real scores, every rule on: each thing that went wrong is its own alert, once."""
     slack = slack_sandbox()
     with session_scope(engine) as s:
         acme = account(s, "Acme Robotics", owner_email="jo@example.com")
@@ -209,10 +224,17 @@ def test_scored_drop_end_to_end(engine: Engine, slack_sandbox: SandboxFactory) -
         for k in range(6):
             ticket(s, acme, ago(1 + k / 2), priority="urgent")
     score_accounts(engine, AS_OF)
-    assert detect_alerts(engine, AS_OF).created == 1
-    assert deliver_pending(engine, slack.client()).sent == 1
-    [message] = slack.recorder.messages
-    assert message["text"].startswith("Acme Robotics dropped from green")
-    assert "CSM marked red: champion left" in message["text"]
+    found = detect_alerts(engine, AS_OF)
+    rules = {"band_drop", "score_drop", "payment_failed", "ticket_spike", "urgent_ticket"}
+    assert {rule for rule, n in found.new.items() if n} == rules
+    assert found.created == len(rules)
+    assert detect_alerts(engine, AS_OF).created == 0
+    assert deliver_pending(engine, slack.client()).sent == len(rules)  # within the budget of 5
+    first = slack.recorder.messages[0]  # the most severe goes first
+    assert first["text"].startswith("Acme Robotics dropped from green")
+    assert "CSM marked red: champion left" in first["text"]
+    texts = [m["text"] for m in slack.recorder.messages]
+    assert any(t.startswith("Acme Robotics: invoice payment failed") for t in texts)
+    assert any("urgent ticket" in t for t in texts)
     with Session(engine) as s:
-        assert s.scalar(select(func.count()).select_from(Alert)) == 1
+        assert s.scalar(select(func.count()).select_from(Alert)) == len(rules)
