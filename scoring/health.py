@@ -40,6 +40,7 @@ from scoring.scorecard import (
     RESERVED_COMPONENT,
     SIGNALS,
     CapRule,
+    Measure,
     Scorecard,
     load_scorecard,
 )
@@ -118,7 +119,8 @@ def compute_score(
     total_weight = sum(c.weight for c in scorecard.components.values())
     components: dict[str, Any] = {}
     present: dict[str, tuple[float, float]] = {}  # component -> (weight, score)
-    scored: list[tuple[str, str, float, float, str, str]] = []
+    scored: list[tuple[str, str, float, float]] = []
+    said: dict[str, tuple[Measure, Reading]] = {}  # driver sentences, formatted when chosen
     confidence = 0.0
     readings, faded = _faded(scorecard, readings)
     for cname, component in scorecard.components.items():
@@ -138,9 +140,8 @@ def compute_score(
                 score = measure.score(reading.value, reading.details)
                 entry.update(value=reading.value, score=round(score, 1), details=reading.details)
                 got.append((measure.weight * faded.get(measure.name, 1.0), score))
-                negative = measure.describe(reading.value, reading.details, positive=False)
-                positive = measure.describe(reading.value, reading.details, positive=True)
-                scored.append((cname, measure.name, measure.weight, score, negative, positive))
+                said[measure.name] = (measure, reading)
+                scored.append((cname, measure.name, measure.weight, score))
             measures[measure.name] = entry
         comp_score: float | None = None
         if got:
@@ -161,8 +162,8 @@ def compute_score(
     total = sum(w * s for w, s in present.values()) / present_weight
     weights = {c: (present[c][0] / present_weight if c in present else 0.0) for c in components}
     pivot = scorecard.bands.green
-    contributions = []
-    for cname, mname, weight, score, negative, positive in scored:
+    contributions: list[tuple[float, str, str]] = []
+    for cname, mname, weight, score in scored:
         comp_measures = scorecard.components[cname].measures
         got_weight = sum(
             m.weight * faded.get(m.name, 1.0) for m in comp_measures if m.name in readings
@@ -170,7 +171,14 @@ def compute_score(
         effective = weights[cname] * weight * faded.get(mname, 1.0) / got_weight
         components[cname]["measures"][mname]["effective_weight"] = round(effective, 4)
         impact = effective * (score - pivot)
-        contributions.append((impact, cname, mname, negative if impact < 0 else positive))
+        contributions.append((impact, cname, mname))
+
+    def driver(contribution: tuple[float, str, str]) -> dict[str, Any]:
+        impact, cname, mname = contribution
+        measure, reading = said[mname]
+        text = measure.describe(reading.value, reading.details, positive=impact >= 0)
+        return _driver((impact, cname, mname, text))
+
     fired = _fired_caps(scorecard, readings, components)
     capped = min([total, *(limit for _, limit, _ in fired)])
     lowering = [(rule, limit, reason) for rule, limit, reason in fired if limit < total]
@@ -178,7 +186,8 @@ def compute_score(
     drivers = [
         _cap_driver(scorecard, rule, reason, limit - total) for rule, limit, reason in lowering
     ]
-    drivers += [_driver(c) for c in sorted(contributions) if c[0] < 0 and c[2] not in stated]
+    falling = [c for c in sorted(contributions) if c[0] < 0 and c[2] not in stated]
+    drivers += [driver(c) for c in falling[: max(0, MAX_DRIVERS - len(drivers))]]
     drivers = drivers[:MAX_DRIVERS]
     if fired:
         components[RESERVED_COMPONENT] = {
@@ -200,7 +209,7 @@ def compute_score(
         components[SIGNALS] = [signal]
     if band == "green":
         ups = sorted((c for c in contributions if c[0] > 0), reverse=True)
-        drivers += [_driver(c) for c in ups][:MAX_DRIVERS]
+        drivers += [driver(c) for c in ups[:MAX_DRIVERS]]
     return AccountScore(
         score=round(capped, 1),
         band=band,
