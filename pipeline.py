@@ -21,6 +21,7 @@ import views
 from connectors.identity import link_manually
 from connectors.registry import sync_all
 from connectors.sync import ProgressEvent, SyncOptions, SyncSummary
+from connectors.task_writeback import write_to_crm
 from notifications import (
     DeliverySummary,
     DetectionSummary,
@@ -29,6 +30,8 @@ from notifications import (
     load_rules,
     make_slack_client,
 )
+from notifications.playbooks import run_playbooks
+from notifications.playbooks_slack import post_tasks, remind_overdue
 from scoring import ScoreRunSummary, explain, record_sentiment, score_accounts
 from scoring.breakdown import MeasureLine, measure_lines
 from scoring.scorecard import SIGNALS
@@ -37,6 +40,7 @@ from scoring.trend import WINDOWS, moves, score_on_or_before
 from settings import Settings
 from store.db import session_scope
 from store.models import HealthScore
+from store.types import utcnow
 
 __all__ = [
     "NotifySummary",
@@ -128,32 +132,43 @@ class NotifySummary:
     created: int
     delivery: DeliverySummary | None
     detection: DetectionSummary | None = None
+    tasks: str = ""
+    """What the playbooks did: started, posted, reminded, copied to the CRM."""
 
     def describe(self) -> str:
         if self.detection is not None:
             text = f"{self.detection.describe()} ({self.detected} band drops)"
         else:
             text = f"{self.detected} band drops, {self.created} new alerts"
+        tasks = f"\n  {self.tasks}" if self.tasks else ""
         if self.delivery is None:
-            return text + "; Slack is not configured, alerts stay pending"
+            return text + "; Slack is not configured, alerts stay pending" + tasks
         d = self.delivery
         text += f"; sent {d.sent}, unroutable {d.unroutable}, failed {d.failed}"
         text += f", deferred {d.deferred}"
         text += f"; {d.rolled} in {d.summaries} daily summaries, {d.held} held, {d.snoozed} snoozed"
         text += f", {d.escalated} escalated, {d.admin_notices} admin notices"
-        return text + "".join(f"\n  {problem}" for problem in d.problems)
+        return text + tasks + "".join(f"\n  {problem}" for problem in d.problems)
 
 
 def notify(engine: Engine, settings: Settings, as_of: date) -> NotifySummary:
     """Detect alerts as of `as_of` with the configured rules and deliver every due alert."""
     detection = detect_alerts(engine, as_of, load_rules(settings.alerts.rules_path))
     delivery = None
+    now = utcnow()
+    started = run_playbooks(engine, now)
+    tasks = f"playbooks started {started.started}, {started.created} tasks created"
     if settings.slack.enabled():
         client = make_slack_client(settings)
-        delivery = deliver_pending(
-            engine, client, admin_channel=settings.slack.admin_channel, settings=settings.alerts
-        )
-    return NotifySummary(detection.drops, detection.created, delivery, detection)
+        admin = settings.slack.admin_channel
+        delivery = deliver_pending(engine, client, admin_channel=admin, settings=settings.alerts)
+        posted = post_tasks(engine, client, now, admin_channel=admin)
+        reminded = remind_overdue(engine, client, now, admin_channel=admin)
+        tasks += f"; {posted.posted} tasks posted, {reminded.posted} overdue reminders"
+    copied = write_to_crm(engine, settings, now)
+    if copied.enabled:
+        tasks += f"; {copied.written + copied.rewritten} tasks copied to the CRM"
+    return NotifySummary(detection.drops, detection.created, delivery, detection, tasks)
 
 
 def cycle(
