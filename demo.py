@@ -148,8 +148,12 @@ def _print_slack(console: Console, engine: Engine, recorder: Any, book: Book) ->
             highlight=False,
         )
     named = {c.name for c in book.companies if c.id in set(book.stories.values())}
-    stories = [m for m in messages if any(n in str(m.get("text", "")) for n in named)]
     summaries = [m for m in messages if "alerts summary" in str(m.get("text", ""))]
+    stories = [
+        m
+        for m in messages
+        if m not in summaries and any(n in str(m.get("text", "")) for n in named)
+    ]
     shown = stories + summaries[:1]
     for message in shown:
         name, email = people.get(str(message.get("user")), (str(message.get("channel")), ""))
