@@ -163,12 +163,11 @@ def compute_score(
     weights = {c: (present[c][0] / present_weight if c in present else 0.0) for c in components}
     pivot = scorecard.bands.green
     contributions: list[tuple[float, str, str]] = []
+    kept: dict[str, float] = {}  # component -> the weight its measures with data kept
+    for cname, mname, weight, _score in scored:
+        kept[cname] = kept.get(cname, 0.0) + weight * faded.get(mname, 1.0)
     for cname, mname, weight, score in scored:
-        comp_measures = scorecard.components[cname].measures
-        got_weight = sum(
-            m.weight * faded.get(m.name, 1.0) for m in comp_measures if m.name in readings
-        )
-        effective = weights[cname] * weight * faded.get(mname, 1.0) / got_weight
+        effective = weights[cname] * weight * faded.get(mname, 1.0) / kept[cname]
         components[cname]["measures"][mname]["effective_weight"] = round(effective, 4)
         impact = effective * (score - pivot)
         contributions.append((impact, cname, mname))
