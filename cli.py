@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 import reports
 import views
 from settings import ConfigError, Settings, get_settings
+from store import lookup
 from store.db import open_store
 
 __all__ = ["app", "main"]
@@ -75,7 +76,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         SyncError,
         LinkError,
         SlackError,
-        reports.AccountNotFoundError,
+        lookup.AccountNotFoundError,
         ScorecardError,
         SentimentError,
         UnknownAccountError,

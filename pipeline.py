@@ -16,7 +16,6 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-import reports
 import views
 from connectors.identity import link_manually
 from connectors.registry import sync_all
@@ -38,6 +37,7 @@ from scoring.scorecard import SIGNALS
 from scoring.selection import load_scorecards
 from scoring.trend import WINDOWS, moves, score_on_or_before
 from settings import Settings
+from store import lookup
 from store.db import session_scope
 from store.models import HealthScore
 from store.types import utcnow
@@ -190,7 +190,7 @@ def cycle(
 def record(engine: Engine, needle: str, value: str, note: str, by: str | None) -> str:
     """Record a CSM's sentiment on the account `needle` names; returns its name."""
     with Session(engine) as session:
-        account = reports.find_account(session, needle)
+        account = lookup.find_account(session, needle)
         assert account.id is not None
     record_sentiment(engine, account.id, value, note, author_email=by, origin="cli")
     return account.name
@@ -199,7 +199,7 @@ def record(engine: Engine, needle: str, value: str, note: str, by: str | None) -
 def link(engine: Engine, source: str, external_id: str, needle: str) -> str:
     """Record an admin's decision that a record of `source` belongs to the account `needle`."""
     with session_scope(engine) as session:
-        account = reports.find_account(session, needle)
+        account = lookup.find_account(session, needle)
         assert account.id is not None
         link_manually(session, source, external_id, account.id)
         return account.name
@@ -249,10 +249,10 @@ def _trend_lines(session: Session, latest: HealthScore) -> list[str]:
 def print_explain(console: Console, engine: Engine, needle: str) -> None:
     """The account's score, components, drivers and history, for a person."""
     with Session(engine) as session:
-        account = reports.find_account(session, needle)
+        account = lookup.find_account(session, needle)
         assert account.id is not None
         health = explain(session, account.id)
-        sentiment = reports.latest_sentiment(session, account.id)
+        sentiment = lookup.latest_sentiment(session, account.id)
         previous = health.history[-2] if len(health.history) > 1 else None
         measures = measure_lines(session, health.latest, previous) if health.latest else []
         trend = _trend_lines(session, health.latest) if health.latest else []
@@ -279,7 +279,7 @@ def print_explain(console: Console, engine: Engine, needle: str) -> None:
             lines.append(f"Capped by rule {fired['name']!r}: {fired.get('reason', '')}")
     lines.extend(trend)
     lines.append("")
-    lines.extend(f"- {reports.driver_text(d)}" for d in latest.drivers)
+    lines.extend(f"- {lookup.driver_text(d)}" for d in latest.drivers)
     views.panel(console, header, "\n".join(lines))
     views.render_table(
         console,

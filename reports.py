@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from sqlalchemy import ColumnElement, Engine, case, func, or_
+from sqlalchemy import Engine, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 import views
 from scoring.trend import changes
+from store.lookup import AccountNotFoundError, driver_text, find_account
 from store.models import (
     Account,
     ExternalLink,
     HealthScore,
     QuarantinedRecord,
-    SentimentEntry,
     Subscription,
     SyncRun,
 )
@@ -43,10 +43,6 @@ __all__ = [
 
 BAND_RISK = {"red": 0, "yellow": 1, "green": 2}
 ENDED = ("canceled", "incomplete_expired")
-
-
-class AccountNotFoundError(LookupError):
-    """No live account matches what the person typed."""
 
 
 def _money(minor: int | None, currency: str = "USD") -> str:
@@ -149,12 +145,6 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
     return rows
 
 
-def driver_text(driver: Any) -> str:
-    if isinstance(driver, dict):
-        return str(driver.get("text") or driver.get("label") or driver)
-    return str(driver)
-
-
 def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | None = None) -> None:
     shown = rows[:limit] if limit else rows
     views.render_table(
@@ -178,40 +168,6 @@ def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | No
         ),
         styles={2: "number", 4: "number", 5: "number"},
     )
-
-
-def find_account(session: Session, needle: str) -> Account:
-    """The live account whose id, CRM id, domain or name is `needle` (name: case-insensitive)."""
-    conditions: list[ColumnElement[bool]] = [
-        col(Account.external_id) == needle,
-        col(Account.domain) == needle.lower(),
-        func.lower(col(Account.name)) == needle.lower(),
-    ]
-    if needle.isdigit():
-        conditions.append(col(Account.id) == int(needle))
-    matches = list(
-        session.exec(
-            select(Account).where(or_(*conditions), col(Account.deleted_at).is_(None))
-        ).all()
-    )
-    if not matches:
-        raise AccountNotFoundError(
-            f"no account matches {needle!r}: use an id, CRM id, domain or exact name "
-            "from `health-agent accounts`"
-        )
-    if len(matches) > 1:
-        names = ", ".join(f"{a.name} (id {a.id})" for a in matches[:5])
-        raise AccountNotFoundError(f"{needle!r} matches several accounts: {names}; use the id")
-    return matches[0]
-
-
-def latest_sentiment(session: Session, account_id: int) -> SentimentEntry | None:
-    return session.exec(
-        select(SentimentEntry)
-        .where(col(SentimentEntry.account_id) == account_id)
-        .order_by(col(SentimentEntry.recorded_at).desc())
-        .limit(1)
-    ).first()
 
 
 def unmatched(engine: Engine) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from sqlmodel import Session, SQLModel
 
 from connectors.errors import MappingError
 from settings import ConfigError, SourceConfig
+from store.upsert import table_of
 
 if TYPE_CHECKING:
     from connectors.paginators import Paginator
@@ -276,12 +277,6 @@ def max_timestamp(
 
 
 # Shared value helpers for mappers ---------------------------------------------------------
-
-
-def table_of(model: type[SQLModel]) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
-    assert isinstance(table, Table)
-    return table
 
 
 def validate_record(record: Record) -> None:

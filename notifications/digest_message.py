@@ -34,9 +34,9 @@ from notifications.messages import (
     SYMBOLS,
     ZERO_DECIMAL,
     SlackMessage,
-    _escape,
-    _shorten,
-    _validated,
+    escape,
+    shorten,
+    validated,
 )
 from scoring.team import BookFigures
 
@@ -89,7 +89,7 @@ def _day(value: date) -> str:
 
 
 def _name(text: str) -> str:
-    return _escape(_shorten(text, NAME_MAX))
+    return escape(shorten(text, NAME_MAX))
 
 
 def _who(csm: str | None) -> str:
@@ -111,7 +111,7 @@ def _fallback(facts: DigestFacts) -> str:
     if facts.declines:
         worst = facts.declines[0]
         parts.append(f"largest decline {worst.name} ({worst.change:+.1f})")
-    return _shorten(f"{digest_headline(facts)}: " + "; ".join(parts), 3000)
+    return shorten(f"{digest_headline(facts)}: " + "; ".join(parts), 3000)
 
 
 def _bands_field(facts: DigestFacts) -> str:
@@ -171,7 +171,7 @@ def _section(title: str, lines: Sequence[str], cap: int, more: int = 0) -> Secti
     hidden = len(lines) - shown + more
     if hidden > 0:
         text += f"\n…and {hidden} more"
-    return SectionBlock(text=MarkdownTextObject(text=_shorten(text, SECTION_MAX)))
+    return SectionBlock(text=MarkdownTextObject(text=shorten(text, SECTION_MAX)))
 
 
 def _move_text(decline: Decline) -> str:
@@ -190,9 +190,9 @@ def _decline_line(d: Decline) -> str:
         f"({d.change:+.0f}) {bands}"
     )
     if d.moves:
-        line += f" · {_escape(_move_text(d))}"
+        line += f" · {escape(_move_text(d))}"
     if d.drivers:
-        line += f"\n      _{_escape(_shorten(d.drivers[0], TEXT_MAX))}_"
+        line += f"\n      _{escape(shorten(d.drivers[0], TEXT_MAX))}_"
     return line
 
 
@@ -240,13 +240,13 @@ def _lists(facts: DigestFacts, caps: _Caps) -> list[Block]:
     ]
     if facts.disagreements:
         lines = [
-            f"• *{_name(d.name)}*{_who(d.csm)}: {_escape(_shorten(d.text, TEXT_MAX))}"
+            f"• *{_name(d.name)}*{_who(d.csm)}: {escape(shorten(d.text, TEXT_MAX))}"
             for d in facts.disagreements
         ]
         blocks.append(_section("CSM call vs data", lines, caps.lines))
     if facts.overdue_tasks:
         lines = [
-            f"• due {_day(t.due_on)} · {_escape(_shorten(t.title, TEXT_MAX))}"
+            f"• due {_day(t.due_on)} · {escape(shorten(t.title, TEXT_MAX))}"
             + (f" — {_name(t.account)}" if t.account else "")
             + _who(t.assignee)
             for t in facts.overdue_tasks
@@ -259,7 +259,7 @@ def _lists(facts: DigestFacts, caps: _Caps) -> list[Block]:
 def _scoreboard(facts: DigestFacts, caps: _Caps) -> SectionBlock:
     board = facts.scoreboard
     if board is None:
-        note = _escape(_shorten(facts.scoreboard_note or "no team report", TEXT_MAX))
+        note = escape(shorten(facts.scoreboard_note or "no team report", TEXT_MAX))
         return SectionBlock(text=MarkdownTextObject(text=f"*CSM scoreboard*\n_None: {note}_"))
     lines = [_csm_line(c.name, c.figures) for c in board.csms]
     return _section(
@@ -275,10 +275,10 @@ def _blocks(facts: DigestFacts, caps: _Caps, chart: bool) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(
             text=PlainTextObject(
-                text=_shorten(f"Weekly health digest: {facts.team.name}", HEADER_MAX)
+                text=shorten(f"Weekly health digest: {facts.team.name}", HEADER_MAX)
             )
         ),
-        ContextBlock(elements=[MarkdownTextObject(text=_escape(context))]),
+        ContextBlock(elements=[MarkdownTextObject(text=escape(context))]),
         _glance(facts),
         SectionBlock(text=MarkdownTextObject(text=_moves(facts.moves))),
         DividerBlock(),
@@ -297,7 +297,7 @@ def build_digest_message(facts: DigestFacts, *, chart: bool = True) -> SlackMess
     problem: ValueError | None = None
     for caps in CAPS:
         try:
-            return _validated(_fallback(facts), _blocks(facts, caps, chart))
+            return validated(_fallback(facts), _blocks(facts, caps, chart))
         except ValueError as exc:  # too long with these caps: try shorter lists
             problem = exc
     assert problem is not None

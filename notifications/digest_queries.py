@@ -30,7 +30,7 @@ from sqlmodel import Session, col
 from sqlmodel import select as select_models
 
 from notifications.digest_facts import AlertAcks, DigestTeam, OverdueTask
-from scoring.team.queries import _alive_at  # the team report's rule of an alive subscription
+from scoring.measures import subscription_alive_at
 from store.models import Account, Alert, Csm, HealthScore, PlaybookTask, Subscription, Team
 
 __all__ = [
@@ -160,7 +160,7 @@ def alive_counts(
     stmt = (
         select(
             col(Subscription.account_id),
-            *(func.sum(case((_alive_at(t), 1), else_=0)) for t in instants),
+            *(func.sum(case((subscription_alive_at(t), 1), else_=0)) for t in instants),
         )
         .where(col(Subscription.account_id).in_(ids), col(Subscription.deleted_at).is_(None))
         .group_by(col(Subscription.account_id))

@@ -37,8 +37,11 @@ __all__ = [
     "SlackMessage",
     "build_admin_notice",
     "build_alert_message",
+    "escape",
     "format_money",
     "headline",
+    "shorten",
+    "validated",
 ]
 
 ACTION_ACKNOWLEDGE = "alert_acknowledge"
@@ -105,11 +108,11 @@ class SlackMessage:
         return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """Text safe inside mrkdwn: Slack's three control characters escaped."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -135,7 +138,7 @@ def headline(facts: AlertFacts) -> str:
     )
 
 
-def _validated(text: str, blocks: list[Block]) -> SlackMessage:
+def validated(text: str, blocks: list[Block]) -> SlackMessage:
     if not text.strip():
         raise ValueError("a Slack message needs a fallback text")
     if len(blocks) > MAX_BLOCKS:
@@ -173,7 +176,7 @@ def build_alert_message(
     """
     title = title_prefix + headline(facts)
     drivers = _why(facts)
-    why = "\n".join(f"• {_escape(_shorten(d, 400))}" for d in drivers)
+    why = "\n".join(f"• {escape(shorten(d, 400))}" for d in drivers)
     fields = [MarkdownTextObject(text=_score_text(facts))]
     if facts.renewal_date is not None:
         renewal = facts.renewal_date.isoformat()
@@ -192,17 +195,17 @@ def build_alert_message(
         context += f" · scorecard {facts.scorecard_version}"
     value = str(alert_id)
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX), emoji=True)),
+        HeaderBlock(text=PlainTextObject(text=shorten(title, HEADER_MAX), emoji=True)),
         *_note(note),
         SectionBlock(
             text=MarkdownTextObject(
-                text=_shorten(
+                text=shorten(
                     f"*Why*\n{why}" if why else "No single driver stands out.", SECTION_MAX
                 )
             ),
             fields=fields,
         ),
-        ContextBlock(elements=[MarkdownTextObject(text=_shorten(_escape(context), CONTEXT_MAX))]),
+        ContextBlock(elements=[MarkdownTextObject(text=shorten(escape(context), CONTEXT_MAX))]),
         ActionsBlock(
             block_id=f"alert:{alert_id}",
             elements=[
@@ -217,24 +220,24 @@ def build_alert_message(
     ]
     text = title + (f". {note.rstrip('.')}" if note else "")
     text += f". {'; '.join(drivers[:3])}" if drivers else ""
-    return _validated(_shorten(text, 3000), blocks)
+    return validated(shorten(text, 3000), blocks)
 
 
 def _note(note: str | None) -> list[Block]:
     if not note:
         return []
-    return [ContextBlock(elements=[MarkdownTextObject(text=_shorten(_escape(note), CONTEXT_MAX))])]
+    return [ContextBlock(elements=[MarkdownTextObject(text=shorten(escape(note), CONTEXT_MAX))])]
 
 
 def build_admin_notice(title: str, lines: list[str]) -> SlackMessage:
     """A short list for the admin channel (alerts that could not be routed...)."""
     shown, hidden = lines[:20], len(lines) - 20
-    body = "\n".join(f"• {_escape(_shorten(line, 300))}" for line in shown)
+    body = "\n".join(f"• {escape(shorten(line, 300))}" for line in shown)
     if hidden > 0:
         body += f"\n…and {hidden} more"
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX))),
-        SectionBlock(text=MarkdownTextObject(text=_shorten(body, SECTION_MAX))),
+        HeaderBlock(text=PlainTextObject(text=shorten(title, HEADER_MAX))),
+        SectionBlock(text=MarkdownTextObject(text=shorten(body, SECTION_MAX))),
     ]
     text = f"{title}: " + "; ".join(shown)
-    return _validated(_shorten(text, 3000), blocks)
+    return validated(shorten(text, 3000), blocks)

@@ -25,10 +25,10 @@ from notifications.messages import (
     SECTION_MAX,
     AlertFacts,
     SlackMessage,
-    _escape,
-    _shorten,
-    _validated,
     build_alert_message,
+    escape,
+    shorten,
+    validated,
 )
 
 __all__ = ["SummaryItem", "build_escalation_message", "build_summary_message"]
@@ -65,11 +65,11 @@ def _sections(items: Sequence[SummaryItem]) -> list[str]:
         lines = [item for item in items if item.rule == rule]
         take = lines[: max(0, MAX_LINES - shown)]
         shown += len(take)
-        body = "\n".join(f"• {_escape(_shorten(item.text, 200))}" for item in take)
+        body = "\n".join(f"• {escape(shorten(item.text, 200))}" for item in take)
         if len(take) < len(lines):
             body += f"\n…and {len(lines) - len(take)} more"
         title = RULE_TITLES.get(rule, rule.replace("_", " ").capitalize())
-        texts.append(_shorten(f"*{title}* ({len(lines)})\n{body}", SECTION_MAX))
+        texts.append(shorten(f"*{title}* ({len(lines)})\n{body}", SECTION_MAX))
     return texts
 
 
@@ -84,12 +84,12 @@ def build_summary_message(day: date, items: Sequence[SummaryItem], budget: int) 
         else "Low-severity alerts only come in this summary."
     )
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX))),
+        HeaderBlock(text=PlainTextObject(text=shorten(title, HEADER_MAX))),
         *(SectionBlock(text=MarkdownTextObject(text=text)) for text in _sections(items)[:45]),
-        ContextBlock(elements=[MarkdownTextObject(text=_shorten(why, CONTEXT_MAX))]),
+        ContextBlock(elements=[MarkdownTextObject(text=shorten(why, CONTEXT_MAX))]),
     ]
     text = title + ": " + "; ".join(item.text for item in items[:10])
-    return _validated(_shorten(text, 3000), blocks)
+    return validated(shorten(text, 3000), blocks)
 
 
 def build_escalation_message(

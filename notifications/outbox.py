@@ -18,26 +18,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from store.models import Alert
+from store.upsert import table_of
 
 __all__ = ["claim", "finish", "insert_new", "update_pending", "update_pending_many"]
-
-
-def _table() -> Table:
-    table = Alert.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
-    assert isinstance(table, Table)
-    return table
 
 
 def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Insert the alerts whose fingerprint is new; returns the fingerprints that were."""
     if not rows:
         return set()
-    table = _table()
+    table = table_of(Alert)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (

@@ -43,9 +43,9 @@ from notifications.messages import (
     HEADER_MAX,
     SECTION_MAX,
     SlackMessage,
-    _escape,
-    _shorten,
-    _validated,
+    escape,
+    shorten,
+    validated,
 )
 from notifications.routing import Directory, Route, Router
 from notifications.slack import SlackError
@@ -108,27 +108,27 @@ def build_task_message(
     assert task.id is not None
     title = f"{'Overdue' if reminder else 'New task'}: {task.title}"
     shown = task.steps[:STEPS_SHOWN]
-    steps = "\n".join(f"{n}. {_escape(_shorten(s, 500))}" for n, s in enumerate(shown, 1))
+    steps = "\n".join(f"{n}. {escape(shorten(s, 500))}" for n, s in enumerate(shown, 1))
     if len(task.steps) > STEPS_SHOWN:
         steps += f"\n…and {len(task.steps) - STEPS_SHOWN} more"
     due = _due_text(task.due_on, today)
     fields = [
-        MarkdownTextObject(text=f"*Account*\n{_escape(_shorten(account_name, 300))}"),
+        MarkdownTextObject(text=f"*Account*\n{escape(shorten(account_name, 300))}"),
         MarkdownTextObject(text=f"*Due*\n{due}"),
-        MarkdownTextObject(text=f"*Playbook*\n{_escape(task.playbook)}"),
+        MarkdownTextObject(text=f"*Playbook*\n{escape(task.playbook)}"),
     ]
     origin = f"Task {task.id}" + (f" · from alert {task.alert_id}" if task.alert_id else "")
     if note:
-        origin = f"{_escape(note)} · {origin}"
+        origin = f"{escape(note)} · {origin}"
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX), emoji=True)),
+        HeaderBlock(text=PlainTextObject(text=shorten(title, HEADER_MAX), emoji=True)),
         SectionBlock(
-            text=MarkdownTextObject(text=_shorten(f"*Steps*\n{steps}", SECTION_MAX))
+            text=MarkdownTextObject(text=shorten(f"*Steps*\n{steps}", SECTION_MAX))
             if steps
             else None,
             fields=fields,
         ),
-        ContextBlock(elements=[MarkdownTextObject(text=_shorten(origin, CONTEXT_MAX))]),
+        ContextBlock(elements=[MarkdownTextObject(text=shorten(origin, CONTEXT_MAX))]),
         ActionsBlock(
             block_id=f"task:{task.id}",
             elements=[
@@ -139,7 +139,7 @@ def build_task_message(
         ),
     ]
     text = f"{title} ({account_name}), due {due}"
-    return _validated(_shorten(text, 3000), blocks)
+    return validated(shorten(text, 3000), blocks)
 
 
 class _UnroutableError(Exception):

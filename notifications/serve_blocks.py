@@ -27,7 +27,16 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from notifications.messages import SlackMessage, format_money
+from notifications.messages import (
+    CONTEXT_MAX,
+    FIELD_MAX,
+    HEADER_MAX,
+    SECTION_MAX,
+    SlackMessage,
+    escape,
+    format_money,
+    shorten,
+)
 
 __all__ = [
     "NOTE_ACTION",
@@ -47,21 +56,11 @@ SENTIMENT_BLOCK, SENTIMENT_ACTION = "sentiment", "sentiment_value"
 NOTE_BLOCK, NOTE_ACTION = "note", "note_value"
 NOTE_MAX = 2000
 SENTIMENT_LABELS = {"green": "🟢 Green", "yellow": "🟡 Yellow", "red": "🔴 Red"}
-HEADER_MAX, SECTION_MAX, FIELD_MAX, CONTEXT_MAX = 150, 3000, 2000, 2000
 MAX_DRIVERS = 5
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def escape(text: str) -> str:
-    """Text safe inside mrkdwn: Slack's three control characters escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=_shorten(text, CONTEXT_MAX))])
+    return ContextBlock(elements=[MarkdownTextObject(text=shorten(text, CONTEXT_MAX))])
 
 
 def settled_blocks(blocks: Sequence[Mapping[str, Any]], block_id: str, note: str) -> list[Any]:
@@ -89,7 +88,7 @@ def sentiment_modal(
         blocks=[
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=_shorten(f"How is *{escape(account_name)}* doing, in your view?", 3000)
+                    text=shorten(f"How is *{escape(account_name)}* doing, in your view?", 3000)
                 )
             ),
             InputBlock(
@@ -163,7 +162,7 @@ def _fields(card: HealthCard) -> list[MarkdownTextObject]:
     if card.sentiment:
         pairs.append(("CSM sentiment", card.sentiment))
     return [
-        MarkdownTextObject(text=_shorten(f"*{label}*\n{escape(value)}", FIELD_MAX))
+        MarkdownTextObject(text=shorten(f"*{label}*\n{escape(value)}", FIELD_MAX))
         for label, value in pairs
     ]
 
@@ -187,19 +186,19 @@ def health_message(card: HealthCard) -> SlackMessage:
     if card.score is None or card.band is None:
         text = f"{card.name} has no health score yet."
         blocks: list[Block] = [
-            HeaderBlock(text=PlainTextObject(text=_shorten(card.name, HEADER_MAX))),
+            HeaderBlock(text=PlainTextObject(text=shorten(card.name, HEADER_MAX))),
             SectionBlock(fields=_fields(card)),
             _context("No health score yet: it appears after the next scoring run."),
         ]
         return SlackMessage(text=text, blocks=blocks)
     title = f"{card.name}: {card.score:.0f} ({card.band})"
-    drivers = "\n".join(f"• {escape(_shorten(d, 400))}" for d in card.drivers[:MAX_DRIVERS])
+    drivers = "\n".join(f"• {escape(shorten(d, 400))}" for d in card.drivers[:MAX_DRIVERS])
     blocks = [
-        HeaderBlock(text=PlainTextObject(text=_shorten(title, HEADER_MAX))),
+        HeaderBlock(text=PlainTextObject(text=shorten(title, HEADER_MAX))),
         SectionBlock(fields=_fields(card)),
         SectionBlock(
             text=MarkdownTextObject(
-                text=_shorten(
+                text=shorten(
                     f"*Top drivers*\n{drivers}" if drivers else "No driver stands out.", SECTION_MAX
                 )
             )

@@ -20,12 +20,13 @@ from typing import Any
 
 from sqlmodel import Session
 
-from notifications.serve_blocks import HealthCard, escape, health_message
+from notifications.messages import escape
+from notifications.serve_blocks import HealthCard, health_message
 from notifications.serve_context import Answer, Origin, SlackContext, ephemeral
-from reports import AccountNotFoundError, driver_text, find_account, latest_sentiment
 from scoring import SentimentError, UnknownAccountError, explain, record_sentiment
 from scoring.breakdown import measure_lines
 from scoring.trend import WINDOWS, moves, score_on_or_before
+from store.lookup import AccountNotFoundError, driver_text, find_account, latest_sentiment
 from store.models import Account, HealthScore
 
 __all__ = [

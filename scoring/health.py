@@ -357,15 +357,21 @@ def _live_account_ids(session: Session, as_of: date) -> list[int]:
     return [a for (a,) in session.connection().execute(stmt) if a is not None]
 
 
+HELD_FOR = timedelta(days=92)
+"""How far back a previous band is looked for: a band older than a quarter is not held."""
+
+
 def _previous_bands(session: Session, as_of: date) -> dict[int, str]:
-    """Each account's band at its latest score before `as_of` (for hysteresis)."""
+    """Each account's band at its latest score of the quarter before `as_of` (hysteresis).
+
+    Bounded in time, so the work grows with the book, not with its whole score history."""
     ranked = select(
         col(HealthScore.account_id),
         col(HealthScore.band),
         func.row_number()
         .over(partition_by=col(HealthScore.account_id), order_by=col(HealthScore.as_of).desc())
         .label("rn"),
-    ).where(col(HealthScore.as_of) < as_of)
+    ).where(col(HealthScore.as_of) < as_of, col(HealthScore.as_of) >= as_of - HELD_FOR)
     inner = ranked.subquery()
     rows = session.connection().execute(
         select(inner.c.account_id, inner.c.band).where(inner.c.rn == 1)

@@ -66,6 +66,7 @@ __all__ = [
     "SharedQuery",
     "cutoff",
     "read_measures",
+    "subscription_alive_at",
 ]
 
 
@@ -245,7 +246,8 @@ def _sub_started_by(instant: datetime) -> ColumnElement[bool]:
     return or_(start.is_(None), start < instant)
 
 
-def _sub_alive_at(instant: datetime) -> ColumnElement[bool]:
+def subscription_alive_at(instant: datetime) -> ColumnElement[bool]:
+    """A subscription alive at `instant` (the rule in this module's docstring)."""
     ended, canceled = col(Subscription.ended_at), col(Subscription.canceled_at)
     final = col(Subscription.status).in_(("canceled", "incomplete_expired"))
     ended_by = or_(
@@ -270,7 +272,7 @@ def _subscriptions(session: Session, as_of: date) -> dict[str, Readings]:
         (status == "paused", 3),
         else_=2,
     )
-    alive = _sub_alive_at(end)
+    alive = subscription_alive_at(end)
     mrr = col(Subscription.mrr_minor)
     stmt = (
         select(
@@ -279,7 +281,7 @@ def _subscriptions(session: Session, as_of: date) -> dict[str, Readings]:
             func.sum(case((alive, 1), else_=0)),
             func.max(case((alive, rank))),
             func.sum(case((alive, mrr), else_=0)),
-            func.sum(case((_sub_alive_at(end - timedelta(days=90)), mrr), else_=0)),
+            func.sum(case((subscription_alive_at(end - timedelta(days=90)), mrr), else_=0)),
         )
         .where(_SUB_LIVE)
         .group_by(col(Subscription.account_id))

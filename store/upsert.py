@@ -14,7 +14,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
-__all__ = ["bulk_upsert"]
+__all__ = ["bulk_upsert", "table_of"]
 
 CHUNK = 500
 """Rows per multi-row VALUES statement."""
@@ -22,7 +22,8 @@ MANY_CHUNK = 5000
 """Rows per executemany."""
 
 
-def _table(model: type[SQLModel]) -> Table:
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy table of a SQLModel table model."""
     table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
     assert isinstance(table, Table)
     return table
@@ -64,7 +65,7 @@ def bulk_upsert(
     Rows that all name the same columns (the usual case) go as one executemany of a
     statement compiled once and cached; rows of mixed shapes go as multi-row VALUES.
     """
-    table = _table(model)
+    table = table_of(model)
     deduped: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for row in rows:
         deduped[tuple([row[k] for k in keys])] = row

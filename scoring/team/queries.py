@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session, col
 from sqlmodel import select as select_models
 
-from scoring.measures import cutoff
+from scoring.measures import cutoff, subscription_alive_at
 from scoring.metrics import TicketTimes, product_adoption
 from scoring.team.periods import Period
 from store.models import (
@@ -85,18 +85,6 @@ def _existed(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(or_(created.is_(None), created < end), or_(deleted.is_(None), deleted >= start))
 
 
-def _alive_at(instant: datetime) -> ColumnElement[bool]:
-    """A subscription alive at `instant`: the rule of the `subscription_state` measure."""
-    start = func.coalesce(col(Subscription.started_at), col(Subscription.created_at))
-    ended, canceled = col(Subscription.ended_at), col(Subscription.canceled_at)
-    final = col(Subscription.status).in_(("canceled", "incomplete_expired"))
-    ended_by = or_(
-        and_(ended.is_not(None), ended < instant),
-        and_(ended.is_(None), final, or_(canceled.is_(None), canceled < instant)),
-    )
-    return and_(or_(start.is_(None), start < instant), ~ended_by)
-
-
 def _rows(session: Session, stmt: Any) -> list[Any]:
     return list(session.connection().execute(stmt).all())
 
@@ -141,10 +129,10 @@ def billing(session: Session, start: datetime, end: datetime) -> dict[int, Billi
         select(
             col(Subscription.account_id),
             col(Subscription.currency),
-            func.sum(case((_alive_at(start), mrr), else_=0)),
-            func.sum(case((_alive_at(end), mrr), else_=0)),
-            func.sum(case((_alive_at(start), 1), else_=0)),
-            func.sum(case((_alive_at(end), 1), else_=0)),
+            func.sum(case((subscription_alive_at(start), mrr), else_=0)),
+            func.sum(case((subscription_alive_at(end), mrr), else_=0)),
+            func.sum(case((subscription_alive_at(start), 1), else_=0)),
+            func.sum(case((subscription_alive_at(end), 1), else_=0)),
         )
         .where(col(Subscription.account_id).is_not(None), col(Subscription.deleted_at).is_(None))
         .group_by(col(Subscription.account_id), col(Subscription.currency))
