@@ -25,6 +25,8 @@ __all__ = [
     "ExternalLink",
     "HealthScore",
     "Invoice",
+    "JobRun",
+    "Lease",
     "Opportunity",
     "PlaybookTask",
     "QuarantinedRecord",
@@ -38,6 +40,7 @@ __all__ = [
     "Team",
     "Ticket",
     "UsageSnapshot",
+    "WebhookEvent",
 ]
 
 
@@ -479,3 +482,52 @@ class QuarantinedRecord(SQLModel, table=True):
     reason: str
     created_at: datetime = _created()
     resolved_at: datetime | None = _ts()
+
+
+class Lease(SQLModel, table=True):
+    """Which running instance leads (runs the scheduled jobs), and until when unless renewed.
+
+    On SQLite the row is the lock: an instance takes it when it has expired. On PostgreSQL an
+    advisory lock decides and the row only tells `status` who holds it.
+    """
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True)
+    holder: str
+    acquired_at: datetime = _created()
+    renewed_at: datetime = _created()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a scheduled job in one slot; the unique key means no slot runs twice."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job_id", "slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(index=True)
+    slot: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    """The time the run was scheduled for (not when it started)."""
+    holder: str
+    status: str = "running"
+    started_at: datetime = _created()
+    finished_at: datetime | None = _ts()
+    error: str | None = None
+
+
+class WebhookEvent(SQLModel, table=True):
+    """A vendor webhook event, accepted once by its id whatever the number of deliveries."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("source", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    event_id: str
+    kind: str
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    received_at: datetime = _created()
+    processed_at: datetime | None = _ts()
+    error: str | None = None
