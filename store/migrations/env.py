@@ -12,6 +12,8 @@ import store.models  # noqa: F401  # registers every table on SQLModel.metadata
 from store.types import UTCDateTime
 
 target_metadata = SQLModel.metadata
+UNMANAGED_TABLES = frozenset({"apscheduler_jobs"})
+"""Tables in the database that migrations leave alone: APScheduler creates its job store."""
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
@@ -20,6 +22,16 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
         autogen_context.imports.add("import store.types")
         return "store.types.UTCDateTime()"
     return False
+
+
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Autogenerate neither creates nor drops the unmanaged tables, nor their indexes."""
+    if type_ == "table":
+        return name not in UNMANAGED_TABLES
+    table = getattr(obj, "table", None)
+    return getattr(table, "name", None) not in UNMANAGED_TABLES
 
 
 def run_migrations_online() -> None:
@@ -33,6 +45,7 @@ def run_migrations_online() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
             render_item=_render_item,
+            include_object=_include_object,
         )
         with context.begin_transaction():
             context.run_migrations()
