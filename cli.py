@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 import reports
 import views
+from logs import setup_logging
 from settings import ConfigError, Settings, get_settings
 from store import lookup
 from store.db import open_store
@@ -99,9 +100,8 @@ def _settings() -> Settings:
     with _guard():
         settings = get_settings()
         settings.enabled_sources()  # half-configured sources fail here, early
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpcore", "alembic", "uvicorn", "slack_sdk"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
+    with _guard(settings):
+        setup_logging(settings)  # JSON lines off a terminal, context ids, secrets redacted
     return settings
 
 
@@ -196,24 +196,29 @@ def notify() -> None:
 
 @app.command()
 def run() -> None:
-    """Sync, score and notify on a schedule until SIGTERM or Ctrl-C."""
-    import pipeline
+    """Sync, score and notify on a schedule, and send the weekly digest, until SIGTERM.
+
+    Any number of instances may share one database: one leads and runs the jobs, the others
+    stand by and take over when it stops or dies. Ctrl-C or SIGTERM stops after the current
+    page of a sync or the current Slack message.
+    """
+    import runner
     import scheduler
 
     settings = _settings()
     engine = _engine(settings)
-    jobs: dict[str, scheduler.Job] = {
-        f"sync {name}": (
-            settings.source_config(name).schedule,
-            partial(pipeline.cycle, engine, settings, out, source=name),
+    for spec in _run(settings, lambda: scheduler.configured_jobs(settings)):
+        out.print(f"{spec.job_id}: {spec.trigger}", highlight=False, markup=False)
+    out.print("running; Ctrl-C or SIGTERM stops after the current page or message")
+    if not _run(settings, lambda: runner.run_forever(settings, engine, out)):
+        err.print(
+            "[bold red]error:[/] the job in progress did not stop in time; what it committed "
+            "stands, and the next run resumes from there",
+            highlight=False,
         )
-        for name in settings.enabled_sources()
-    } or {scheduler.PIPELINE_JOB_ID: (None, partial(pipeline.cycle, engine, settings, out))}
-    clock = _run(settings, lambda: scheduler.build_scheduler(settings.scheduler, jobs))
-    for job in clock.get_jobs():
-        out.print(f"{job.id}: {job.trigger}", highlight=False)
-    out.print("running; Ctrl-C or SIGTERM stops after the job in progress")
-    scheduler.run_forever(clock)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)  # the job's thread cannot be joined; the database has what it committed
 
 
 @app.command("serve")
@@ -225,7 +230,9 @@ def serve_command(
         typer.Option("--socket-mode", help="Connect out to Slack instead (no public URL)."),
     ] = False,
 ) -> None:
-    """Answer Slack: alert buttons, the sentiment form, /health and /sentiment."""
+    """Answer Slack (alert buttons, the sentiment form, /health and /sentiment) and the
+    billing, CRM and helpdesk webhooks, each when its secret is set."""
+    import webapp
     from notifications import serve, serve_socket
 
     settings = _settings()
@@ -235,12 +242,8 @@ def serve_command(
         out.print("connecting to Slack over Socket Mode; Ctrl-C or SIGTERM stops", highlight=False)
         _run(settings, lambda: serve_socket.run_socket_mode(client))
         return
-    web = _run(settings, lambda: serve.http_app(engine, settings))
-    out.print(
-        f"answering Slack at http://{host}:{port}/slack/actions and /slack/commands "
-        "(health check: /healthz); Ctrl-C stops",
-        highlight=False,
-    )
+    web = _run(settings, lambda: webapp.create_web_app(engine, settings))
+    out.print(webapp.listening(settings, f"http://{host}:{port}"), highlight=False)
     serve.run_http(web, host, port, settings.log_level)
 
 
@@ -630,6 +633,30 @@ def sources_quarantine(
         summary = _run(settings, lambda: replay_quarantine(engine, build_connectors(settings)))
         (err if as_json else out).print(summary.describe(), highlight=False)
     _listing(reports.quarantined, reports.print_quarantine, as_json)
+
+
+@app.command("status")
+def status_command(as_json: JsonOption = False) -> None:
+    """Is the agent keeping up: sources, leader, next runs, alerts, quarantine.
+
+    Exits 1 when an enabled source is failing or staler than its threshold (its
+    `stale_after_hours`, else STATUS__STALE_AFTER_HOURS, else three times its schedule's
+    longest gap), so it can serve as a container health check.
+    """
+    import status
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        facts = _run(settings, lambda: status.gather(engine, settings))
+    finally:
+        engine.dispose()  # a health check runs often: leave no connection behind
+    if as_json:
+        views.print_json(out, status.as_json(facts))
+    else:
+        status.print_status(out, facts)
+    if not facts.healthy:
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- playbooks

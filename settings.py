@@ -41,6 +41,7 @@ __all__ = [
     "SlackSettings",
     "SourceConfig",
     "SqlSourceSettings",
+    "StatusSettings",
     "StripeSettings",
     "UsageFileSettings",
     "ZendeskSettings",
@@ -109,6 +110,9 @@ class SourceConfig(BaseModel):
     schedule: Schedule | None = None
     fields: dict[str, str] = {}
     """Canonical field -> the source's own (custom) property, e.g. renewal_date."""
+    stale_after_hours: float | None = Field(default=None, gt=0)
+    """`health-agent status` calls the source stale after this long without a successful
+    sync; None: `STATUS__STALE_AFTER_HOURS`, else three times its schedule's longest gap."""
 
 
 def load_sources_file(path: Path) -> dict[str, SourceConfig]:
@@ -142,6 +146,8 @@ class HubSpotSettings(BaseModel):
     token: SecretStr | None = None
     base_url: str = "https://api.hubapi.com"
     page_size: int = 100
+    webhook_secret: SecretStr | None = None
+    """The app's client secret: `health-agent serve` checks HubSpot webhooks with it."""
 
     def enabled(self) -> bool:
         return _check_complete("HUBSPOT", {"token": self.token})
@@ -201,6 +207,8 @@ class ZendeskSettings(BaseModel):
     api_token: SecretStr | None = None
     base_url: str | None = None
     page_size: int = 100
+    webhook_secret: SecretStr | None = None
+    """The webhook's signing secret: `health-agent serve` checks Zendesk webhooks with it."""
 
     def enabled(self) -> bool:
         return _check_complete(
@@ -226,6 +234,8 @@ class StripeSettings(BaseModel):
     api_version: str = "2025-03-31.basil"
     crm_id_metadata_key: str = "crm_account_id"
     page_size: int = 100
+    webhook_secret: SecretStr | None = None
+    """The endpoint's signing secret (whsec_...): `health-agent serve` checks Stripe webhooks."""
 
     def enabled(self) -> bool:
         return _check_complete("STRIPE", {"api_key": self.api_key})
@@ -391,9 +401,31 @@ class SchedulerSettings(BaseModel):
     """How often `health-agent run` syncs, scores and notifies."""
 
     sync_interval_minutes: int = 60
+    sync_interval_seconds: int | None = Field(default=None, ge=1)
+    """Overrides `sync_interval_minutes` when set: short cycles for trials and tests."""
     timezone: str = "UTC"
     parallel_sources: int = 3
     """Sources synced at once by `health-agent sync`: each vendor has its own limits."""
+    digest_cron: str = "0 8 * * 1"
+    """When the weekly digests go out (crontab, in `timezone`); `off` (or "") turns them off."""
+    lease_seconds: float = Field(default=60.0, gt=0)
+    """Leadership among instances lasts this long unless renewed (every third of it)."""
+    stop_seconds: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long the job in progress may take to reach a safe point."""
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _digest_off(cls, value: str) -> str:
+        value = value.strip()
+        return "" if value.lower() in ("off", "none") else value
+
+
+class StatusSettings(BaseModel):
+    """`health-agent status` and `/metrics`: when a source with no recent success is stale."""
+
+    stale_after_hours: float | None = Field(default=None, gt=0)
+    """For every source without its own `stale_after_hours` in the sources file; None:
+    three times the longest gap of the source's schedule, and at least an hour."""
 
 
 class Settings(BaseSettings):
@@ -413,6 +445,8 @@ class Settings(BaseSettings):
     _sources_cache: tuple[Path, dict[str, SourceConfig]] | None = PrivateAttr(default=None)
     """Which sources run, their schedules and field mappings (TOML); `sources.toml` if present."""
     log_level: str = "WARNING"
+    log_format: Literal["auto", "text", "json"] = "auto"
+    """JSON lines, readable text, or auto: text on a terminal, JSON lines elsewhere."""
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()
@@ -428,6 +462,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     playbooks: PlaybookSettings = PlaybookSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    status: StatusSettings = StatusSettings()
 
     def enabled_sources(self) -> list[str]:
         """Names of the data sources with complete credentials, in sync order."""
@@ -488,6 +523,9 @@ class Settings(BaseSettings):
             self.slack.bot_token,
             self.slack.signing_secret,
             self.slack.app_token,
+            self.stripe.webhook_secret,
+            self.hubspot.webhook_secret,
+            self.zendesk.webhook_secret,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -458,8 +458,12 @@ class HttpClient:
         if self._spent is not None:
             raise AllocationExhaustedError(str(self._spent))
 
-    def _secrets(self) -> list[str]:
-        return [s.get_secret_value() for s in self.source.secrets]
+    def _secrets(self, sent: httpx.Request | None = None) -> list[str]:
+        """The source's secrets, and the credentials `sent` carried: an encoded Basic pair or
+        a session token is no setting's value, yet a vendor's error text may repeat it."""
+        values = [s.get_secret_value() for s in self.source.secrets]
+        credential = sent.headers.get("Authorization", "") if sent is not None else ""
+        return [*values, credential, credential.partition(" ")[2]] if credential else values
 
     def _check(self, request: Request, response: httpx.Response) -> None:
         status = response.status_code
@@ -468,6 +472,9 @@ class HttpClient:
         src = self.source
         mapped = src.errors(request, response) if src.errors is not None else None
         if mapped is not None:
+            secrets = self._secrets(response.request)
+            if any(secret in str(mapped) for secret in secrets if secret):  # a repeated credential
+                mapped.args = (scrub(str(mapped), secrets),)
             if isinstance(mapped, AllocationExhaustedError):
                 self._spent = mapped
             raise mapped
@@ -490,7 +497,7 @@ class HttpClient:
             if wait is None and status == 429:
                 wait = self._limiter.until_reset(response.headers)
             raise RetriableError(where, status=status, retry_after=wait)
-        detail = scrub(_vendor_message(response), self._secrets())
+        detail = scrub(_vendor_message(response), self._secrets(response.request))
         raise FatalError(f"{where}: {detail}" if detail else where)
 
     def quota_remaining(self) -> dict[str, float]:

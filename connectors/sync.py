@@ -6,6 +6,7 @@ the sync goes on), upsert the page's rows and commit, and only then save the pag
 and commit again. A crash at any point therefore resumes from the last committed cursor and
 replays at most one page, which the idempotent upserts absorb. Timestamp cursors never move
 backwards and are re-read with a lookback window. Each stream run leaves a `SyncRun` row.
+A stop request (`store.stopping`) ends a stream between pages, as `stopped`.
 
 Vendors that never say what they deleted are reconciled: a stream that declares `Reconcile`
 is asked, once the source's `ReconcilePolicy.every` has passed since its last reconcile, for
@@ -44,13 +45,16 @@ from connectors.base import (
     validate_record,
 )
 from connectors.errors import AuthError, FatalError, MappingError, SyncError, scrub
+from logs import bind_log_context, log_scope
 from store.db import session_scope
 from store.models import QuarantinedRecord, SyncRun, SyncState
+from store.stopping import stop_requested
 from store.types import utcnow
 from store.upsert import bulk_upsert
 
 __all__ = [
     "REFUSED",
+    "STOPPED",
     "Progress",
     "ProgressEvent",
     "StreamResult",
@@ -68,6 +72,8 @@ log = logging.getLogger(__name__)
 _SHAPE_ERRORS = (MappingError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
 REFUSED = "refused"
 """Status of a stream whose records synced but whose reconcile was refused by the guard."""
+STOPPED = "stopped"
+"""Status of a stream that a stop request ended between pages; it resumes from its cursor."""
 RECONCILE_CHUNK = 500
 """Ids per `IN (...)` of a soft delete, well under SQLite's limit of bound variables."""
 
@@ -405,6 +411,7 @@ def _record_run(engine: Engine, result: StreamResult, run_id: int | None, now: d
         return run_id
 
 
+@log_scope
 def run_stream(
     engine: Engine,
     connector: Connector,
@@ -421,6 +428,7 @@ def run_stream(
     source = connector.source
     result = StreamResult(source, spec.name, status="running")
     run_id = _record_run(engine, result, None, options.clock())
+    bind_log_context(source=source, stream=spec.name, run_id=run_id)
     total: int | None = None
 
     def report(done: bool) -> None:
@@ -439,6 +447,9 @@ def run_stream(
         request = spec.first_request(ctx)
         paginator = spec.paginator()
         while request is not None:
+            if stop_requested():  # between pages: the pages so far and their cursor are committed
+                result.status, result.error = STOPPED, "stop requested before its next page"
+                break
             body = fetcher.fetch(request)
             paginator.update(body)
             raw = _page_records(spec, body)
@@ -464,9 +475,10 @@ def run_stream(
                     committed = result.cursor = moved
             report(done=False)
             request = paginator.next_request(request) if paginator.has_more else None
-        result.status = "ok"
-        if seen is not None and result.pages:  # the listing ran to its end in this run
-            _reconcile(engine, connector, spec, seen, result, options.clock())
+        if result.status != STOPPED:
+            result.status = "ok"
+            if seen is not None and result.pages:  # the listing ran to its end in this run
+                _reconcile(engine, connector, spec, seen, result, options.clock())
     except Exception as exc:
         result.status = "failed"
         result.exception = exc
@@ -487,6 +499,7 @@ def run_stream(
     return result
 
 
+@log_scope
 def sync_connector(
     engine: Engine,
     connector: Connector,
@@ -499,11 +512,14 @@ def sync_connector(
 
     An `AuthError` stops the source: every later stream would be refused the same way.
     """
+    bind_log_context(source=connector.source)
     selected = [s for s in connector.streams if streams is None or s.name in streams]
     results: list[StreamResult] = []
     fetcher = connector.open()
     try:
         for spec in selected:
+            if stop_requested():  # later streams wait for the next run
+                break
             result = run_stream(engine, connector, spec, fetcher, options, progress)
             results.append(result)
             if isinstance(result.exception, AuthError):

@@ -5,7 +5,8 @@ and summaries), then claims and posts each alert to send (`outbox.py`), recordin
 channel and the message's `ts` so its buttons can update it later. Then it reports emails
 that have no Slack user to the admin channel (once per email: each report is an alert of
 rule `routing_problem` with fingerprint `routing_problem:{email}`), and escalates alerts
-nobody acknowledged (`escalate.py`).
+nobody acknowledged (`escalate.py`). A stop request (`store.stopping`) ends the run between
+two messages; the alerts not sent stay pending for the next run.
 
 Slack's failures (`failures.py`): when Slack is down or keeps rate limiting, the alert goes
 back to pending and the run stops, so once Slack answers again the alerts go out in their
@@ -25,6 +26,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from logs import bind_log_context, log_scope
 from notifications.escalate import escalate
 from notifications.failures import DeferError, HeldError, UndeliverableError
 from notifications.messages import AlertFacts, SlackMessage, build_admin_notice, build_alert_message
@@ -37,6 +39,7 @@ from notifications.slack import SlackError
 from settings import AlertSettings
 from store.db import session_for
 from store.models import Alert
+from store.stopping import stop_requested
 from store.types import utcnow
 
 __all__ = ["DeliverySummary", "deliver_pending"]
@@ -96,8 +99,10 @@ class _Run:
     now: datetime
     summary: DeliverySummary
 
+    @log_scope
     def send(self, alert: Alert, route: Route) -> bool:
         """Claim and post one alert; False when the run must stop (Slack unavailable)."""
+        bind_log_context(account_id=alert.account_id)
         if not claim(self.session, alert):
             return True  # another instance took it
         what = f"alert {alert.id} to {route.channel}"
@@ -200,10 +205,10 @@ def _deliver(run: _Run) -> None:
             summary.unroutable += 1
             summary.problems.append(f"alert {alert.id}: {reason}")
     for position, (alert, route) in enumerate(plan.send):
-        if not run.send(alert, route):
+        if stop_requested() or not run.send(alert, route):  # a stop: the rest waits, pending
             summary.deferred = len(plan.send) - position
             return
-    if run.report_routing():
+    if not stop_requested() and run.report_routing():
         summary.escalated = escalate(run.session, run.router, run.policy, run.now, summary.problem)
 
 

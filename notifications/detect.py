@@ -20,7 +20,7 @@ cooldown:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from notifications.messages import AlertFacts, headline
 from notifications.outbox import insert_new
 from notifications.rules import RuleSet, load_rules, severity_rank
 from notifications.snapshot import AccountSnapshot, SnapshotNeeds, take_snapshots
+from scoring.breakdown import stale_measures
 from scoring.measures import cutoff
 from store.db import session_for
 from store.models import Alert
@@ -84,7 +85,9 @@ def _needs(rules: RuleSet) -> SnapshotNeeds:
     )
 
 
-def _facts(snap: AccountSnapshot, finding: Finding, as_of: date) -> AlertFacts:
+def _facts(
+    snap: AccountSnapshot, finding: Finding, as_of: date, stale: Mapping[int, list[str]]
+) -> AlertFacts:
     previous = snap.previous if finding.rule == "band_drop" else None
     return AlertFacts(
         account_name=snap.name,
@@ -103,6 +106,7 @@ def _facts(snap: AccountSnapshot, finding: Finding, as_of: date) -> AlertFacts:
         title=finding.title,
         reasons=list(finding.reasons),
         key=finding.key,
+        stale=list(stale.get(snap.account_id, ())),
     )
 
 
@@ -113,15 +117,19 @@ def _alert_key(rule: str, payload: Mapping[str, Any]) -> str:
     return str(payload.get("band", "")) if rule == "band_drop" else ""
 
 
-def _recent(session: Session, rules: RuleSet, as_of: date) -> dict[tuple[str, int, str], date]:
+def _recent(
+    session: Session, rules: RuleSet, as_of: date, account_ids: Collection[int] | None = None
+) -> dict[tuple[str, int, str], date]:
     """The latest day each rule, account and key alerted, within the longest cooldown."""
     on = rules.enabled()
     longest = max(rule.cooldown_days for rule in on.values())
     since = datetime.combine(as_of - timedelta(days=longest), time(), UTC)
+    mine = [] if account_ids is None else [col(Alert.account_id).in_(sorted(account_ids))]
     stmt = select(Alert.rule, Alert.account_id, Alert.payload).where(
         col(Alert.rule).in_(list(on)),
         col(Alert.account_id).is_not(None),
         col(Alert.created_at) >= since,
+        *mine,
     )
     latest: dict[tuple[str, int, str], date] = {}
     for rule, account_id, payload in session.exec(stmt).all():
@@ -141,16 +149,21 @@ def _cooling(
 
 
 def _rows(
-    found: Iterable[tuple[AccountSnapshot, Finding]], rules: RuleSet, as_of: date, now: datetime
+    found: Iterable[tuple[AccountSnapshot, Finding]],
+    rules: RuleSet,
+    as_of: date,
+    now: datetime,
+    stale: Mapping[int, list[str]],
 ) -> list[dict[str, Any]]:
-    """Alert rows, most severe first (so they are delivered first), each once."""
+    """Alert rows, most severe first (so they are delivered first), each once; each says
+    which of its measures rest on a failing or lagging source (`stale`)."""
     cooldowns = {name: rule.cooldown_days for name, rule in rules.rules().items()}
     ordered = sorted(
         found, key=lambda f: (severity_rank(f[1].severity), f[0].account_id, f[1].rule)
     )
     rows = []
     for snap, finding in ordered:
-        facts = _facts(snap, finding, as_of)
+        facts = _facts(snap, finding, as_of, stale)
         print_ = fingerprint(
             finding.rule, snap.account_id, as_of, cooldowns[finding.rule], finding.key
         )
@@ -173,12 +186,14 @@ def _rows(
 Found = list[tuple[AccountSnapshot, Finding]]
 
 
-def _find(session: Session, rules: RuleSet, moment: Moment) -> Found:
-    """Every enabled rule's findings over every current customer."""
+def _find(
+    session: Session, rules: RuleSet, moment: Moment, account_ids: Collection[int] | None = None
+) -> Found:
+    """Every enabled rule's findings over every current customer (or those of `account_ids`)."""
     checks = [CHECKS[name] for name in rules.enabled()]
     found: Found = []
     for snap in take_snapshots(session, moment.as_of, moment.instant, _needs(rules)):
-        if snap.churned():
+        if snap.churned() or (account_ids is not None and snap.account_id not in account_ids):
             continue
         for check in checks:
             finding = check(snap, rules, moment)
@@ -187,9 +202,15 @@ def _find(session: Session, rules: RuleSet, moment: Moment) -> Found:
     return found
 
 
-def _fresh(session: Session, rules: RuleSet, as_of: date, found: Found) -> Found:
+def _fresh(
+    session: Session,
+    rules: RuleSet,
+    as_of: date,
+    found: Found,
+    account_ids: Collection[int] | None = None,
+) -> Found:
     """The findings whose rule did not alert for the account within its cooldown."""
-    recent = _recent(session, rules, as_of)
+    recent = _recent(session, rules, as_of, account_ids)
     cooldowns = {name: rule.cooldown_days for name, rule in rules.rules().items()}
     return [
         (snap, f)
@@ -204,17 +225,23 @@ def detect_alerts(
     rules: RuleSet | None = None,
     *,
     now: datetime | None = None,
+    account_ids: Collection[int] | None = None,
 ) -> DetectionSummary:
     """Record a pending alert for each enabled rule that holds for a live account as of
     `as_of`, unless the same alert was recorded within the rule's cooldown. Accounts whose
-    subscriptions have all ended are left out: they are former customers."""
+    subscriptions have all ended are left out: they are former customers. `account_ids`
+    looks at those accounts only (default: every account)."""
     rules = rules or load_rules()
     now = now or utcnow()
     if not rules.enabled():
         return DetectionSummary(as_of, 0, 0)
+    wanted = None if account_ids is None else frozenset(account_ids)
     with session_for(db) as session:
-        found = _find(session, rules, Moment(as_of, min(now, cutoff(as_of))))
-        rows = _rows(_fresh(session, rules, as_of, found), rules, as_of, now)
+        found = _find(session, rules, Moment(as_of, min(now, cutoff(as_of))), wanted)
+        fresh = _fresh(session, rules, as_of, found, wanted)
+        scores = {snap.account_id: snap.components for snap, _ in fresh}
+        stale = stale_measures(session, scores, now)
+        rows = _rows(fresh, rules, as_of, now, stale)
         created = insert_new(session, rows)
     names = list(rules.enabled())
     counts = {name: sum(1 for _, f in found if f.rule == name) for name in names}

@@ -41,6 +41,7 @@ __all__ = [
     "format_money",
     "headline",
     "shorten",
+    "stale_text",
     "validated",
 ]
 
@@ -80,6 +81,8 @@ class AlertFacts:
     title: str = ""
     reasons: list[str] = field(default_factory=list)
     key: str = ""
+    stale: list[str] = field(default_factory=list)
+    """Measures whose data comes from a failing or lagging source, with why."""
 
     def to_payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -206,6 +209,7 @@ def build_alert_message(
             fields=fields,
         ),
         ContextBlock(elements=[MarkdownTextObject(text=shorten(escape(context), CONTEXT_MAX))]),
+        *_stale_note(facts.stale),
         ActionsBlock(
             block_id=f"alert:{alert_id}",
             elements=[
@@ -220,7 +224,28 @@ def build_alert_message(
     ]
     text = title + (f". {note.rstrip('.')}" if note else "")
     text += f". {'; '.join(drivers[:3])}" if drivers else ""
+    text += f". {stale_text(facts.stale, shown=1)}" if facts.stale else ""
     return validated(shorten(text, 3000), blocks)
+
+
+def stale_text(stale: list[str], shown: int = 3) -> str:
+    """One line saying which measures may rest on stale data ("" when none)."""
+    if not stale:
+        return ""
+    more = f" and {len(stale) - shown} more" if len(stale) > shown else ""
+    return (
+        "Some data may be stale, so part of this may be a sync gap rather than the customer: "
+        + "; ".join(stale[:shown])
+        + more
+    )
+
+
+def _stale_note(stale: list[str]) -> list[Block]:
+    line = stale_text(stale)
+    if not line:
+        return []
+    text = shorten(":warning: " + escape(line), CONTEXT_MAX)
+    return [ContextBlock(elements=[MarkdownTextObject(text=text)])]
 
 
 def _note(note: str | None) -> list[Block]:

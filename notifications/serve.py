@@ -34,7 +34,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from notifications.serve_commands import handle_command
 from notifications.serve_context import Answer, SlackContext, make_context
@@ -42,7 +42,16 @@ from notifications.serve_handlers import handle_interaction
 from notifications.slack import make_slack_client
 from settings import ConfigError, Settings
 
-__all__ = ["MAX_BODY_BYTES", "create_app", "database_reachable", "http_app", "required", "run_http"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "create_app",
+    "database_reachable",
+    "health_routes",
+    "http_app",
+    "required",
+    "run_http",
+    "slack_routes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +130,10 @@ def database_reachable(engine: Engine) -> bool:
     return True
 
 
-def create_app(ctx: SlackContext, signing_secret: str, *, clock: Clock | None = None) -> Starlette:
-    """The Starlette app; `clock` is the signature check's (its 300 s window), for tests."""
+def slack_routes(
+    ctx: SlackContext, signing_secret: str, *, clock: Clock | None = None
+) -> list[BaseRoute]:
+    """`/slack/actions` and `/slack/commands`; `clock` is the signature check's, for tests."""
     verifier = SignatureVerifier(signing_secret, clock or Clock())
 
     async def verified(request: Request) -> bytes | Response:
@@ -149,17 +160,27 @@ def create_app(ctx: SlackContext, signing_secret: str, *, clock: Clock | None = 
             return body
         return _respond(await run_in_threadpool(handle_command, ctx, _form(body)))
 
+    return [
+        Route("/slack/actions", actions, methods=["POST"]),
+        Route("/slack/commands", commands, methods=["POST"]),
+    ]
+
+
+def health_routes(engine: Engine) -> list[BaseRoute]:
+    """`/healthz`: whether the database answers."""
+
     async def healthz(request: Request) -> Response:
-        ok = await run_in_threadpool(database_reachable, ctx.engine)
+        ok = await run_in_threadpool(database_reachable, engine)
         status = "reachable" if ok else "unreachable"
         return JSONResponse({"ok": ok, "database": status}, status_code=200 if ok else 503)
 
+    return [Route("/healthz", healthz, methods=["GET"])]
+
+
+def create_app(ctx: SlackContext, signing_secret: str, *, clock: Clock | None = None) -> Starlette:
+    """The Starlette app; `clock` is the signature check's (its 300 s window), for tests."""
     return Starlette(
-        routes=[
-            Route("/slack/actions", actions, methods=["POST"]),
-            Route("/slack/commands", commands, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
+        routes=[*slack_routes(ctx, signing_secret, clock=clock), *health_routes(ctx.engine)]
     )
 
 
@@ -176,5 +197,8 @@ def http_app(engine: Engine, settings: Settings, client: WebClient | None = None
 
 
 def run_http(app: Starlette, host: str, port: int, log_level: str = "warning") -> None:
-    """Serve until SIGINT or SIGTERM."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), lifespan="off")
+    """Serve until SIGINT or SIGTERM; uvicorn's own lines go through the agent's logging
+    (JSON off a terminal, secrets redacted) rather than uvicorn's default handlers."""
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level.lower(), lifespan="off", log_config=None
+    )

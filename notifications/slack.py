@@ -13,6 +13,7 @@ and never the token itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -63,12 +64,21 @@ class SlackAuthError(SlackError):
         self.code = code
 
 
+ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
 def error_code(exc: SlackApiError) -> str:
-    """Slack's error code (`channel_not_found`...), or `http_<status>` without one."""
+    """Slack's error code (`channel_not_found`...), or `http_<status>` without one.
+
+    Only a short snake_case word counts as a code: whatever else an answer carries (a proxy's
+    page, a body repeating the request) is never repeated in errors, where a token could hide.
+    """
     response: Any = exc.response
     data = response.data if isinstance(response.data, dict) else {}
     code = data.get("error")
-    return str(code) if code else f"http_{response.status_code}"
+    if isinstance(code, str) and ERROR_CODE.fullmatch(code):
+        return code
+    return f"http_{response.status_code}"
 
 
 def raise_for_auth(exc: SlackApiError) -> None:

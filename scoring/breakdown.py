@@ -10,6 +10,7 @@ by a failing or lagging source is flagged `stale` instead of passing for the tru
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from scoring.scorecard import RESERVED_NAMES
 from store.models import HealthScore, SyncRun
 from store.types import UTCDateTime, utcnow
 
-__all__ = ["STALE_AFTER", "MeasureLine", "SourceState", "measure_lines"]
+__all__ = ["STALE_AFTER", "MeasureLine", "SourceState", "measure_lines", "stale_measures"]
 
 STALE_AFTER = timedelta(hours=26)
 """A source that has not synced successfully for this long (a daily sync missed) is stale."""
@@ -142,6 +143,80 @@ def _freshness(
             text += ": STALE"
         parts.append(text)
     return "; ".join(parts), stale
+
+
+def _why_stale(source: str, state: SourceState, now: datetime) -> str:
+    if state.failing:
+        return f"{source} failing ({', '.join(state.failing)})"
+    if state.last_success is None:
+        return f"{source} never synced"
+    return f"{source} last synced {_ago(state.last_success, now)}"
+
+
+def _measures_read(components: Mapping[str, Any]) -> list[str]:
+    """The measures of a score that had data and read synced tables."""
+    names = []
+    for cname, comp in components.items():
+        measures = comp.get("measures") if isinstance(comp, Mapping) else None
+        if cname in RESERVED_NAMES or not isinstance(measures, Mapping):
+            continue
+        for mname, entry in measures.items():
+            spec = MEASURES.get(mname)
+            if (
+                spec
+                and spec.reads
+                and isinstance(entry, Mapping)
+                and entry.get("value") is not None
+            ):
+                names.append(mname)
+    return names
+
+
+def stale_measures(
+    session: Session,
+    scores: Mapping[int, Mapping[str, Any]],
+    now: datetime | None = None,
+    chunk: int = 500,
+) -> dict[int, list[str]]:
+    """For each account (id -> its score's components), the measures whose data comes from
+    a failing or lagging source, each as "usage_trend (product_usage failing (usage))".
+
+    Set-based: one query for the sources' states and, only when some source is stale, one
+    query per table read and `chunk` accounts for which of those sources hold their rows.
+    Accounts with nothing stale are left out.
+    """
+    now = now or utcnow()
+    states = _source_states(session)
+    stale = {source: state for source, state in states.items() if state.stale(now)}
+    if not stale or not scores:
+        return {}
+    read = {account_id: _measures_read(components) for account_id, components in scores.items()}
+    tables = {t for names in read.values() for name in names for t in MEASURES[name].reads}
+    held: dict[tuple[str, int], set[str]] = {}  # (table, account) -> stale sources there
+    ids = sorted(account_id for account_id, names in read.items() if names)
+    for model in sorted(tables, key=lambda m: m.__name__):
+        table = model.__table__  # type: ignore[attr-defined]
+        for start in range(0, len(ids), chunk):
+            stmt = (
+                select(table.c.account_id, table.c.source)
+                .where(
+                    table.c.account_id.in_(ids[start : start + chunk]),
+                    table.c.source.in_(sorted(stale)),
+                )
+                .distinct()
+            )
+            for account_id, source in session.execute(stmt).all():
+                held.setdefault((model.__name__, account_id), set()).add(source)
+    flagged: dict[int, list[str]] = {}
+    for account_id, names in read.items():
+        for name in names:
+            sources = sorted(
+                {s for m in MEASURES[name].reads for s in held.get((m.__name__, account_id), ())}
+            )
+            if sources:
+                why = "; ".join(_why_stale(s, stale[s], now) for s in sources)
+                flagged.setdefault(account_id, []).append(f"{name} ({why})")
+    return flagged
 
 
 def _previous_scores(previous: HealthScore | None) -> dict[tuple[str, str], float]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -361,17 +361,21 @@ HELD_FOR = timedelta(days=92)
 """How far back a previous band is looked for: a band older than a quarter is not held."""
 
 
-def _previous_bands(session: Session, as_of: date) -> dict[int, str]:
-    """Each account's band at its latest score of the quarter before `as_of` (hysteresis).
+def _previous_bands(
+    session: Session, as_of: date, account_ids: Collection[int] | None = None
+) -> dict[int, str]:
+    """Each account's band at its latest score of the quarter before `as_of` (hysteresis),
+    of every account or of `account_ids`.
 
     Bounded in time, so the work grows with the book, not with its whole score history."""
+    mine = [] if account_ids is None else [col(HealthScore.account_id).in_(sorted(account_ids))]
     ranked = select(
         col(HealthScore.account_id),
         col(HealthScore.band),
         func.row_number()
         .over(partition_by=col(HealthScore.account_id), order_by=col(HealthScore.as_of).desc())
         .label("rn"),
-    ).where(col(HealthScore.as_of) < as_of, col(HealthScore.as_of) >= as_of - HELD_FOR)
+    ).where(col(HealthScore.as_of) < as_of, col(HealthScore.as_of) >= as_of - HELD_FOR, *mine)
     inner = ranked.subquery()
     rows = session.connection().execute(
         select(inner.c.account_id, inner.c.band).where(inner.c.rn == 1)
@@ -485,7 +489,11 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def score_accounts(
-    db: Engine | Session, as_of: date, scorecard: Scorecard | ScorecardSet | None = None
+    db: Engine | Session,
+    as_of: date,
+    scorecard: Scorecard | ScorecardSet | None = None,
+    *,
+    account_ids: Collection[int] | None = None,
 ) -> ScoreRunSummary:
     """Score every account live at the end of `as_of` and store the scores in bulk.
 
@@ -493,6 +501,9 @@ def score_accounts(
     query runs once for all accounts; scores are then computed and written `SCORE_CHUNK`
     accounts at a time, so memory holds the readings but never every score. With an engine
     the run is one transaction; with a session the caller commits.
+
+    `account_ids` scores and writes only those accounts (the live ones among them); the
+    others' scores stay as they are. Percentile measures still rank among every live peer.
     """
     cards = (
         scorecard
@@ -502,12 +513,14 @@ def score_accounts(
     computed_at = utcnow()
     tally = _RunTally()
     with _cyclic_gc_paused(), session_for(db) as session:
-        accounts = _live_account_ids(session, as_of)
+        live = _live_account_ids(session, as_of)
+        wanted = None if account_ids is None else frozenset(account_ids)
+        accounts = live if wanted is None else [a for a in live if a in wanted]
         chooser = _chooser(session, cards, as_of)
         readings = read_measures(session, as_of, cards.measure_names())
         if any(percentile_measures(card) for card in cards.scorecards):
-            readings = rank_readings(readings, accounts, chooser, segments(session))
-        before = _previous_bands(session, as_of)
+            readings = rank_readings(readings, live, chooser, segments(session))
+        before = _previous_bands(session, as_of, wanted)
         for start in range(0, len(accounts), SCORE_CHUNK):
             chunk = accounts[start : start + SCORE_CHUNK]
             rows, unscored = _score_rows(chooser, readings, before, chunk, as_of, computed_at)

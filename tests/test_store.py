@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, SQLModel
 
 from store import bulk_upsert, session_scope
-from store.models import Account, Alert, Ticket
+from store.models import Account, Alert, QuarantinedRecord, Ticket
 
 
 def test_migrations_match_models(engine: Engine) -> None:
@@ -67,3 +67,21 @@ def test_alert_fingerprint_is_unique(engine: Engine) -> None:
         bulk_upsert(session, Alert, rows, keys=("fingerprint",), update=())
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Alert)) == 1
+
+
+def test_json_columns_keep_what_they_are_given(engine: Engine) -> None:
+    payload = {
+        "name": "Société Générale - 東京",
+        "nested": {"list": [1, 2.5, None, True], "empty": {}},
+        "huge": 2**70,  # beyond 64 bits: written by the fallback encoder
+        7: "int key",
+    }
+    with session_scope(engine) as s:
+        s.add(
+            QuarantinedRecord(
+                source="crm", stream="accounts", record_key="1", payload=payload, reason="r"
+            )
+        )
+    with Session(engine) as s:
+        stored = s.scalars(select(QuarantinedRecord)).one().payload
+    assert stored == {**{k: v for k, v in payload.items() if k != 7}, "7": "int key"}
