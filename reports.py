@@ -23,9 +23,9 @@ from store.models import (
     HealthScore,
     QuarantinedRecord,
     Subscription,
-    SyncRun,
 )
-from store.types import UTCDateTime, utcnow
+from store.sync_history import latest_stream_runs
+from store.types import utcnow
 
 __all__ = [
     "AccountNotFoundError",
@@ -252,46 +252,16 @@ def sources_overview(engine: Engine, enabled: list[str]) -> list[dict[str, Any]]
     A source is as fresh as its stalest stream, so `last_success` is the oldest of its
     streams' latest successful runs; `records` adds up each stream's latest run.
     """
-    runs = sa_select(
-        col(SyncRun.source),
-        col(SyncRun.stream),
-        col(SyncRun.status),
-        col(SyncRun.records),
-        col(SyncRun.error),
-        col(SyncRun.started_at),
-        func.row_number()
-        .over(
-            partition_by=(col(SyncRun.source), col(SyncRun.stream)),
-            order_by=col(SyncRun.started_at).desc(),
-        )
-        .label("rn"),
-    ).subquery()
-    ok = (
-        sa_select(
-            col(SyncRun.source),
-            col(SyncRun.stream),
-            func.max(col(SyncRun.finished_at), type_=UTCDateTime()).label("at"),
-        )
-        .where(col(SyncRun.status) == "ok")
-        .group_by(col(SyncRun.source), col(SyncRun.stream))
-        .subquery()
-    )
-    query = (
-        sa_select(runs.c.source, runs.c.stream, runs.c.status, runs.c.records, runs.c.error,
-                  ok.c.at)
-        .outerjoin(ok, (ok.c.source == runs.c.source) & (ok.c.stream == runs.c.stream))
-        .where(runs.c.rn == 1)
-    )  # fmt: skip
     now = utcnow()
     by_source = {name: _source_row(name, enabled=True) for name in enabled}
     with Session(engine) as session:
-        for source, stream, status, records, error, last_ok in session.execute(query).all():
-            row = by_source.setdefault(source, _source_row(source, enabled=False))
+        for run in latest_stream_runs(session):
+            row = by_source.setdefault(run.source, _source_row(run.source, enabled=False))
             row["streams"] += 1
-            row["records"] += records or 0
-            if status != "ok":
-                row["failing"].append({"stream": stream, "error": error})
-            row["_stale"].append(last_ok)
+            row["records"] += run.records or 0
+            if run.status not in ("ok", "stopped"):  # stopped: a clean shutdown between pages
+                row["failing"].append({"stream": run.stream, "error": run.error})
+            row["_stale"].append(run.last_ok)
     for row in by_source.values():
         stamps = row.pop("_stale")
         if stamps and None not in stamps:

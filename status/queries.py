@@ -46,6 +46,7 @@ from store.models import (
     Ticket,
     UsageSnapshot,
 )
+from store.sync_history import latest_stream_runs
 from store.types import UTCDateTime, utcnow
 from store.upsert import table_of
 
@@ -83,41 +84,6 @@ def _secrets(settings: Settings) -> list[str]:
         if password:
             found.append(str(password))
     return found
-
-
-def _latest_streams(session: Session) -> list[Any]:
-    """Each (source, stream): its latest run and its latest success."""
-    ranked = select(
-        col(SyncRun.source),
-        col(SyncRun.stream),
-        col(SyncRun.status),
-        col(SyncRun.records),
-        col(SyncRun.error),
-        col(SyncRun.started_at),
-        col(SyncRun.finished_at),
-        func.row_number()
-        .over(
-            partition_by=(col(SyncRun.source), col(SyncRun.stream)),
-            order_by=(col(SyncRun.started_at).desc(), col(SyncRun.id).desc()),
-        )
-        .label("rn"),
-    ).subquery()
-    ok = (
-        select(
-            col(SyncRun.source),
-            col(SyncRun.stream),
-            func.max(col(SyncRun.finished_at), type_=UTCDateTime()).label("at"),
-        )
-        .where(col(SyncRun.status) == "ok")
-        .group_by(col(SyncRun.source), col(SyncRun.stream))
-        .subquery()
-    )
-    query = (
-        select(ranked, ok.c.at.label("last_ok"))
-        .outerjoin(ok, (ok.c.source == ranked.c.source) & (ok.c.stream == ranked.c.stream))
-        .where(ranked.c.rn == 1)
-    )
-    return list(session.execute(query).all())
 
 
 def _last_errors(session: Session) -> dict[str, Problem]:
@@ -255,7 +221,7 @@ def gather(
     now = now or utcnow()
     secrets = _secrets(settings)
     with Session(engine) as session:
-        streams = _latest_streams(session)
+        streams = latest_stream_runs(session)
         last_errors = _last_errors(session)
         counts = _stored(session) if stored else {}
         quarantined = _quarantined(session)
