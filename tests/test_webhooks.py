@@ -26,6 +26,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlmodel import Session, SQLModel, col, select
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from typer.testing import CliRunner
 
@@ -68,6 +69,7 @@ from store.models import (
 )
 from tests.notifications.serve_world import Asgi
 from tests.notifications.server import serve
+from tests.notifications.test_serve import BODIES as SLACK_BODIES
 from tests.scoring import seed as scoring_seed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "connectors" / "stripe"
@@ -718,3 +720,21 @@ def test_the_answer_goes_out_before_the_alert_is_sent(engine: Engine, book: Book
         finally:
             gate.open.set()
     assert recorder.messages[0]["text"].startswith("Acme: invoice payment failed")
+
+
+def test_every_endpoint_that_takes_a_post_has_its_signature_tests(sqlite_url: str) -> None:
+    """A new POST endpoint fails here until its signed-request tests exist: the Slack ones in
+    tests/notifications/test_serve.py (`BODIES`), the vendors' in `SIGNERS` above."""
+    slack = SlackSettings(
+        bot_token=SecretStr(SLACK_BOT_TOKEN),
+        signing_secret=SecretStr("8f742231b10e8888abcd99yyyzzz85a5"),
+        base_url="http://127.0.0.1:9/api/",
+    )
+    app = webapp.create_web_app(make_engine(sqlite_url), settings_with(slack=slack))
+    posts = {
+        route.path
+        for route in app.routes
+        if isinstance(route, Route) and "POST" in (route.methods or ())
+    }
+    tested = set(SLACK_BODIES) | {f"/webhooks/{vendor}" for vendor in SIGNERS}
+    assert posts == tested
