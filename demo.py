@@ -3,18 +3,22 @@
 Starts the sandbox emulators of HubSpot, Zendesk, Stripe and Slack on 127.0.0.1, points the
 real connectors at them over HTTP, syncs into the configured database (the default SQLite
 file), backfills twelve weeks of point-in-time scores, sends the band-drop alerts to the
-Slack emulator and prints what happened. Running it again changes nothing: cursors say there
-is nothing new and alert fingerprints say every alert went out already.
+Slack emulator and prints what happened; then a failed payment arrives as a signed Stripe
+webhook and reaches its CSM at once. Running it again changes nothing: cursors say there is
+nothing new, alert fingerprints say every alert went out already, and the webhook event is
+known by its id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 from rich.console import Console
 from sqlalchemy import Engine, func
@@ -23,6 +27,7 @@ from sqlmodel import Session, col, select
 import pipeline
 import reports
 import views
+import webapp
 from notifications import deliver_pending, detect_alerts, make_slack_client
 from notifications.digest import choose_teams, preview_digests
 from sandbox.book import Book, generate_book
@@ -32,6 +37,7 @@ from sandbox.server import serve_apps
 from sandbox.slack import SLACK_BOT_TOKEN, slack_app, user_id
 from sandbox.stripe import STRIPE_API_KEY, stripe_app
 from sandbox.usage_csv import usage_csv_text
+from sandbox.webhooks import stripe_event, stripe_headers
 from sandbox.zendesk import ZENDESK_API_TOKEN, ZENDESK_EMAIL, zendesk_app
 from scoring import backfill
 from scoring.selection import load_scorecards
@@ -44,11 +50,20 @@ from settings import (
     ZendeskSettings,
 )
 from store.db import open_store
-from store.models import Account, Alert, SentimentEntry
+from store.models import (
+    Account,
+    Alert,
+    ExternalLink,
+    HealthScore,
+    SentimentEntry,
+    WebhookEvent,
+)
 
 __all__ = ["run_demo"]
 
 HISTORY_WEEKS = 13
+DEMO_EVENT_ID = "evt_sandbox_demo_payment_failed"
+WEBHOOK_SECRET = "whsec_sandbox_demo"  # noqa: S105  # the demo's own, signed and checked here
 TIME_SCALE = 60.0  # the emulators keep the vendors' budgets, with windows 60x shorter
 OUTPUT_DIR = Path("demo-output")
 
@@ -178,11 +193,129 @@ def _print_digest(console: Console, engine: Engine, today: date, book: Book) -> 
     leads = {t.id: o.email for t in book.teams for o in book.owners if o.id == t.lead_id}
     team = choose_teams(engine)[0]
     team = replace(team, lead_email=team.lead_email or leads.get(team.external_id))
-    console.rule(f"4. Digest: the weekly digest for the lead of {team.name} (preview)")
+    console.rule(f"5. Digest: the weekly digest for the lead of {team.name} (preview)")
     [chart] = preview_digests(engine, console, [team], today, folder)
     console.print(
         f"The chart is at {chart}. `health-agent digest --preview` shows every team's; "
         "without --preview each goes to its lead and team channel in Slack, once a week.",
+        highlight=False,
+    )
+
+
+def _billed_green_account(engine: Engine, today: date, budget: int) -> tuple[Account, str] | None:
+    """The largest green account billed in Stripe whose CSM can take one more alert today."""
+    midnight = datetime.combine(today, datetime.min.time(), UTC)
+    with Session(engine) as session:
+        told = session.exec(
+            select(Alert.recipient_email, func.count())
+            .where(col(Alert.status) == "sent", col(Alert.sent_at) >= midnight)
+            .group_by(col(Alert.recipient_email))
+        ).all()
+        candidates = session.exec(
+            select(Account, ExternalLink.external_id)
+            .join(ExternalLink, col(ExternalLink.account_id) == col(Account.id))
+            .join(HealthScore, col(HealthScore.account_id) == col(Account.id))
+            .where(
+                col(ExternalLink.source) == "stripe",
+                col(HealthScore.as_of) == today,
+                col(HealthScore.band) == "green",
+            )
+            .order_by(col(Account.arr_minor).desc(), col(Account.id))
+        ).all()
+    sent = dict(told)
+    return next(((a, c) for a, c in candidates if sent.get(a.owner_email, 0) < budget), None)
+
+
+def _demo_account(engine: Engine) -> tuple[Account, str] | None:
+    """The account of the demo's webhook event on an earlier run, to send the same again."""
+    with Session(engine) as session:
+        row = session.exec(
+            select(Account, ExternalLink.external_id)
+            .join(WebhookEvent, col(WebhookEvent.account_id) == col(Account.id))
+            .join(ExternalLink, col(ExternalLink.account_id) == col(Account.id))
+            .where(
+                col(WebhookEvent.event_id) == DEMO_EVENT_ID,
+                col(ExternalLink.source) == "stripe",
+            )
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
+def _failed_invoice(settings: Settings, customer: str) -> dict[str, Any]:
+    """The customer's latest invoice from the Stripe emulator, as if its payment just failed."""
+    assert settings.stripe.api_key is not None
+    answer = httpx.get(
+        f"{settings.stripe.base_url}/v1/invoices",
+        params={"customer": customer, "limit": 1},
+        auth=(settings.stripe.api_key.get_secret_value(), ""),
+    )
+    invoice = dict(answer.raise_for_status().json()["data"][0])
+    now = int(time.time())
+    invoice.update(
+        id=f"{invoice['id']}_retry",  # the same id on every run: upserted, never twice
+        status="open",
+        paid=False,
+        attempted=True,
+        attempt_count=1,
+        amount_paid=0,
+        amount_remaining=invoice["amount_due"],
+        created=now,
+        next_payment_attempt=now + 3 * 86400,
+        status_transitions={**invoice.get("status_transitions", {}), "paid_at": None},
+    )
+    return invoice
+
+
+async def _post(app: Any, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)  # the app's background work ends before this returns
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+        return await client.post(path, content=body, headers=headers)
+
+
+def _print_webhook(
+    console: Console, engine: Engine, settings: Settings, recorder: Any, today: date
+) -> None:
+    """A failed payment arrives as a signed Stripe webhook; the CSM hears at once."""
+    console.rule("4. Webhook: a failed payment reaches its CSM without waiting for a sync")
+    chosen = _demo_account(engine) or _billed_green_account(
+        engine, today, settings.alerts.daily_budget
+    )
+    if chosen is None:
+        console.print("No green account billed in Stripe to show a webhook with.")
+        return
+    account, customer = chosen
+    hooked = settings.model_copy(
+        update={"stripe": settings.stripe.model_copy(
+            update={"webhook_secret": SecretStr(WEBHOOK_SECRET)})}
+    )  # fmt: skip
+    app = webapp.create_web_app(engine, hooked)
+    invoice = _failed_invoice(settings, customer)
+    body = stripe_event("invoice.payment_failed", invoice, event_id=DEMO_EVENT_ID)
+    before = len(recorder.messages)
+    started = time.monotonic()
+    answer = asyncio.run(_post(app, "/webhooks/stripe", body, stripe_headers(body, WEBHOOK_SECRET)))
+    elapsed = time.monotonic() - started
+    console.print(
+        f"POST /webhooks/stripe (invoice.payment_failed for {account.name}, signed): "
+        f"HTTP {answer.status_code} {answer.text}",
+        highlight=False,
+    )
+    told = [m for m in list(recorder.messages)[before:] if account.name in str(m.get("text"))]
+    if answer.json().get("new") == 0:
+        console.print(
+            "This event was received on an earlier run: deduplicated by its id, it changes "
+            "nothing and no DM goes out again.",
+            highlight=False,
+        )
+        return
+    if not told:
+        console.print("No DM went out: see `health-agent status` and the alerts table.")
+        return
+    for message in told:
+        views.panel(console, f"DM to {account.owner_email}", _render_message(message))
+    console.print(
+        f"Verified, stored, rescored and delivered in {elapsed:.2f} s; the same event sent "
+        "again changes nothing (deduplicated by its id).",
         highlight=False,
     )
 
@@ -232,6 +365,7 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
             highlight=False,
         )
         _print_slack(console, engine, apps["slack"].state.recorder, book)
+        _print_webhook(console, engine, demo_settings, apps["slack"].state.recorder, today)
     _print_digest(console, engine, today, book)
     stories = ", ".join(f"{name} = {book.stories[name]}" for name in sorted(book.stories))
     console.print(

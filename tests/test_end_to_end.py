@@ -88,6 +88,9 @@ def test_demo_prints_the_three_sections(first_demo: subprocess.CompletedProcess[
     assert "Accounts by risk" in out
     assert "Slack messages CSMs received" in out
     assert "DM to " in out
+    webhook = out[out.index("4. Webhook") :]
+    assert '"new":1' in webhook
+    assert "DM to " in webhook.split("5. Digest")[0], "the failed payment reached its CSM"
     assert "Traceback" not in out + first_demo.stderr
 
 
@@ -104,6 +107,7 @@ def test_second_demo_run_is_idempotent(
     assert again.returncode == 0, again.stderr[-3000:]
     assert _counts(db) == before
     assert "No new alerts" in again.stdout
+    assert "received on an earlier run" in again.stdout  # the same webhook event: nothing
     with sqlite3.connect(db) as conn:
         sent = conn.execute(  # on their own, or in a daily summary
             "SELECT count(*) FROM alerts WHERE status IN ('sent', 'rolled')"
