@@ -9,6 +9,7 @@ is a callable `(settings, client_options) -> Connector | None` (None: not config
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import entry_points
@@ -117,8 +118,12 @@ def sync_all(
         for connector in connectors:
             summary.streams.extend(one(connector))
     else:
+        # each source runs in a copy of the caller's context: log ids bound there (a job's)
+        # stay on its lines
+        tasks = [(contextvars.copy_context(), connector) for connector in connectors]
         with ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
-            for results in pool.map(one, connectors):  # in source order, whatever finishes first
+            # in source order, whatever finishes first
+            for results in pool.map(lambda task: task[0].run(one, task[1]), tasks):
                 summary.streams.extend(results)
     with session_scope(engine) as session:
         summary.links = resolve_identities(session)

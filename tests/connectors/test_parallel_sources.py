@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from connectors import registry
+from logs import current_log_context, log_context
 from settings import SchedulerSettings, Settings
 from store.db import make_engine
 from store.models import Account, Csm, ExternalLink, Opportunity, Subscription, Ticket
@@ -86,3 +87,26 @@ def test_sources_fetch_side_by_side_and_store_what_one_by_one_stores(
     assert _counts(engine) == _counts(apart_engine)
     assert together.links == apart.links
     assert sum(r.records for r in together.streams) == sum(r.records for r in apart.streams)
+
+
+def test_each_source_keeps_the_callers_log_ids_in_its_thread(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: set[tuple[str | None, str]] = set()
+    worlds: list[World] = [hubspot_world(), zendesk_world(), stripe_world()]
+    for world in worlds:
+        serve = world.vendor.serve
+
+        def noted(route: str, request: httpx.Request, serve: Any = serve) -> httpx.Response:
+            seen.add((current_log_context().get("job_id"), threading.current_thread().name))
+            return serve(route, request)
+
+        world.vendor.serve = noted
+    monkeypatch.setattr(
+        registry, "build_connectors", lambda *_a, **_k: [w.connector for w in worlds]
+    )
+    settings = Settings(_env_file=None, scheduler=SchedulerSettings(parallel_sources=3))
+    with log_context(job_id="pipeline"):
+        assert registry.sync_all(engine, settings).ok
+    assert {job for job, _ in seen} == {"pipeline"}
+    assert all(thread.startswith("sync") for _, thread in seen)
