@@ -21,6 +21,8 @@ from store.models import Account, Csm, ExternalLink, Opportunity, Subscription, 
 from tests.conftest import sqlite_copy
 from tests.connectors.worlds import World, hubspot_world, stripe_world, zendesk_world
 
+Serve = Callable[[str, httpx.Request], httpx.Response]
+
 
 class Overlap:
     """Counts requests in flight across every fake vendor, and the most seen at once."""
@@ -97,7 +99,7 @@ def test_each_source_keeps_the_callers_log_ids_in_its_thread(
     for world in worlds:
         serve = world.vendor.serve
 
-        def noted(route: str, request: httpx.Request, serve: Any = serve) -> httpx.Response:
+        def noted(route: str, request: httpx.Request, serve: Serve = serve) -> httpx.Response:
             seen.add((current_log_context().get("job_id"), threading.current_thread().name))
             return serve(route, request)
 
