@@ -37,6 +37,7 @@ from notifications.digest_send import DigestSummary, digest_fingerprint, places,
 from notifications.digest_view import print_digest
 from notifications.routing import Directory, Router
 from store.db import session_scope
+from store.stopping import stop_requested
 from store.types import utcnow
 
 __all__ = [
@@ -108,11 +109,16 @@ def send_digests(
     """Post each team's digest of the week to its lead and channel, once; charts go to `out`.
 
     Teams with neither a lead nor a channel, or without accounts, are skipped (and said so).
+    A stop request ends the run between teams; the teams left go out on the next run, and
+    the ones sent are not sent again (each digest has its fingerprint).
     """
     summary = DigestSummary(week_ending)
     with session_scope(engine) as session:
         router = Router(session, client, Directory.load(session), utcnow(), slack_user_ttl)
-        for team in chosen:
+        for position, team in enumerate(chosen):
+            if stop_requested():
+                summary.skipped.extend(f"{t.name}: stopped before it" for t in chosen[position:])
+                break
             if not places(team):
                 summary.skipped.append(f"{team.name}: no lead email or Slack channel is set")
                 continue

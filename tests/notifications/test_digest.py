@@ -44,7 +44,7 @@ from notifications.digest_message import build_digest_message
 from sandbox.slack import SLACK_BOT_TOKEN, channel_id, dm_channel_id, user_id
 from scoring.team import Bands, BookFigures, CsmPerformance, Period
 from scoring.trend import Move
-from store import bulk_upsert, make_engine, session_scope
+from store import bulk_upsert, make_engine, session_scope, stopping
 from store.models import Account, Alert, Csm, HealthScore, PlaybookTask, Team
 from tests.notifications.conftest import SandboxFactory
 from tests.notifications.test_slack_emulator import _check
@@ -460,6 +460,21 @@ def test_sent_once_to_the_lead_and_the_channel_with_the_chart(
     assert len(slack.recorder.files) == 2
     assert slack.recorder.calls[calls:] == []  # not even a lookup
     assert len(_digest_rows(engine)) == 2
+
+
+def test_a_stop_request_ends_the_run_between_teams_and_the_next_run_sends(
+    engine: Engine, slack_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    _book(engine)
+    _with_channel(engine)
+    slack = slack_sandbox(users=PEOPLE, channels=[CHANNEL])
+    team = _enterprise(engine)
+    with stopping.interrupting():
+        stopped = send_digests(engine, slack.client(), [team], AS_OF, tmp_path)
+    assert (stopped.sent, stopped.skipped) == (0, ["Enterprise: stopped before it"])
+    assert slack.recorder.messages == []
+    later = send_digests(engine, slack.client(), [team], AS_OF, tmp_path)
+    assert later.sent == 2
 
 
 def test_nothing_posted_is_tried_again_and_a_failed_chart_is_noted(
