@@ -208,7 +208,11 @@ def _billed_green_account(engine: Engine, today: date, budget: int) -> tuple[Acc
     with Session(engine) as session:
         told = session.exec(
             select(Alert.recipient_email, func.count())
-            .where(col(Alert.status) == "sent", col(Alert.sent_at) >= midnight)
+            .where(
+                col(Alert.status) == "sent",
+                col(Alert.sent_at) >= midnight,
+                col(Alert.rolled_into).is_(None),  # one message per lead alert
+            )
             .group_by(col(Alert.recipient_email))
         ).all()
         candidates = session.exec(
@@ -359,7 +363,8 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
         )
         reports.print_accounts(console, reports.accounts_overview(engine), limit=15)
         console.print(
-            f"Alerts: {detection.describe()}; sent {delivery.sent}, rolled into "
+            f"Alerts: {detection.describe()}; sent {delivery.sent} ({delivery.folded} folded "
+            "into another alert's message about the same account), rolled into "
             f"{delivery.summaries} daily summaries {delivery.rolled}, unroutable "
             f"{delivery.unroutable}, failed {delivery.failed}",
             highlight=False,

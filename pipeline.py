@@ -144,7 +144,8 @@ class NotifySummary:
         if self.delivery is None:
             return text + "; Slack is not configured, alerts stay pending" + tasks
         d = self.delivery
-        text += f"; sent {d.sent}, unroutable {d.unroutable}, failed {d.failed}"
+        text += f"; sent {d.sent} ({d.folded} inside another alert's message about the account)"
+        text += f", unroutable {d.unroutable}, failed {d.failed}"
         text += f", deferred {d.deferred}"
         text += f"; {d.rolled} in {d.summaries} daily summaries, {d.held} held, {d.snoozed} snoozed"
         text += f", {d.escalated} escalated, {d.admin_notices} admin notices"

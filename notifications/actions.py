@@ -3,6 +3,9 @@
 These are the only writes the Slack buttons and commands make to alerts, so every entry
 point (the interactive endpoint, Socket Mode, the CLI) behaves the same. Each is idempotent:
 acknowledging twice keeps the first acknowledgement; snoozing again extends the snooze.
+
+An alert whose message also listed other alerts about the account (`grouping.py`) speaks
+for them: acknowledging it acknowledges them, snoozing it holds their rules too.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from notifications.grouping import folded, folded_into
 from store.db import session_for
 from store.models import Alert, Snooze
 from store.types import utcnow
@@ -39,6 +43,8 @@ class Snoozed:
     account_id: int
     rule: str | None
     until: datetime
+    also: tuple[str, ...] = ()
+    """The rules of the alerts listed in its message, held as well (until their own end)."""
 
 
 def _alert(session: Session, alert_id: int) -> Alert:
@@ -57,9 +63,46 @@ def acknowledge(
         alert = _alert(session, alert_id)
         if alert.acknowledged_at is not None:
             return Acknowledged(alert_id, alert.acknowledged_by, alert.acknowledged_at, False)
-        alert.acknowledged_at, alert.acknowledged_by = now, by
-        session.add(alert)
+        _acknowledge(session, alert, by, now)
         return Acknowledged(alert_id, by, now, True)
+
+
+def _acknowledge(session: Session, alert: Alert, by: str | None, now: datetime) -> None:
+    """Acknowledge the alert and the alerts that went out listed in its message."""
+    assert alert.id is not None
+    alert.acknowledged_at, alert.acknowledged_by = now, by
+    session.add(alert)
+    session.exec(
+        update(Alert)
+        .where(folded_into([alert.id]), col(Alert.acknowledged_at).is_(None))
+        .values(acknowledged_at=now, acknowledged_by=by)
+    )
+
+
+def _hold(
+    session: Session,
+    account_id: int,
+    rule: str | None,
+    until: datetime,
+    reason: str,
+    by: str | None,
+    now: datetime,
+) -> datetime:
+    """Snooze the account's `rule` alerts until then, or keep a longer snooze; its end."""
+    current = active_snooze(session, account_id, rule, now)
+    if current is not None and current.until >= until:
+        return current.until
+    session.add(
+        Snooze(
+            account_id=account_id,
+            rule=rule,
+            until=until,
+            reason=reason.strip(),
+            created_by=by,
+            created_at=now,
+        )
+    )
+    return until
 
 
 def snooze(
@@ -75,7 +118,8 @@ def snooze(
     """Hold the alert's account's alerts of the same rule (or all) for `days`; acknowledges it.
 
     A snooze is acting on the alert, so it also counts as its acknowledgement (and stops its
-    escalation). Snoozing again while snoozed moves the end, never earlier.
+    escalation). Snoozing again while snoozed moves the end, never earlier. The alerts listed
+    in its message are acknowledged too, and their rules held alike.
     """
     if days < 1:
         raise ValueError("a snooze lasts at least a day")
@@ -86,24 +130,14 @@ def snooze(
         if alert.account_id is None:
             raise ActionError(f"alert {alert_id} is about no account: nothing to snooze")
         rule = None if all_rules else alert.rule
-        current = active_snooze(session, alert.account_id, rule, now)
-        if current is not None and current.until >= until:
-            until = current.until
-        else:
-            session.add(
-                Snooze(
-                    account_id=alert.account_id,
-                    rule=rule,
-                    until=until,
-                    reason=reason.strip(),
-                    created_by=by,
-                    created_at=now,
-                )
-            )
+        others = folded(session, [alert_id]).get(alert_id, [])
+        also = () if all_rules else tuple(dict.fromkeys(a.rule for a in others if a.rule != rule))
+        for other in also:
+            _hold(session, alert.account_id, other, until, reason, by, now)
+        held = _hold(session, alert.account_id, rule, until, reason, by, now)
         if alert.acknowledged_at is None:
-            alert.acknowledged_at, alert.acknowledged_by = now, by
-            session.add(alert)
-        return Snoozed(alert_id, alert.account_id, rule, until)
+            _acknowledge(session, alert, by, now)
+        return Snoozed(alert_id, alert.account_id, rule, held, also)
 
 
 def active_snooze(

@@ -8,6 +8,9 @@ rule `routing_problem` with fingerprint `routing_problem:{email}`), and escalate
 nobody acknowledged (`escalate.py`). A stop request (`store.stopping`) ends the run between
 two messages; the alerts not sent stay pending for the next run.
 
+Alerts about one account for one recipient go out as one message, led by the most severe
+(`grouping.py`).
+
 Slack's failures (`failures.py`): when Slack is down or keeps rate limiting, the alert goes
 back to pending and the run stops, so once Slack answers again the alerts go out in their
 order; a missing channel keeps the alert pending with one line naming the setting to fix;
@@ -29,9 +32,10 @@ from sqlmodel import Session, col, select
 from logs import bind_log_context, log_scope
 from notifications.escalate import escalate
 from notifications.failures import DeferError, HeldError, UndeliverableError
+from notifications.grouping import Group, also_items, group_sends
 from notifications.messages import AlertFacts, SlackMessage, build_admin_notice, build_alert_message
 from notifications.notices import SummaryItem, build_summary_message
-from notifications.outbox import claim, finish, insert_new, update_pending
+from notifications.outbox import claim, finish, finish_many, insert_new, update_pending
 from notifications.plan import DAILY_SUMMARY, ROUTING_PROBLEM, plan_run
 from notifications.routing import Directory, Route, Router
 from notifications.rules import severity_rank
@@ -52,6 +56,8 @@ class DeliverySummary:
     """What one delivery run did."""
 
     sent: int = 0
+    folded: int = 0
+    """Of `sent`, alerts that went out listed in another alert's message (same account)."""
     unroutable: int = 0
     failed: int = 0
     deferred: int = 0
@@ -79,7 +85,9 @@ def _summary_items(session: Session, summary: Alert) -> list[SummaryItem]:
     return [SummaryItem(a.id or 0, a.rule, a.severity, a.text) for a in ordered]
 
 
-def _message(session: Session, alert: Alert, route: Route, policy: AlertSettings) -> SlackMessage:
+def _message(
+    session: Session, alert: Alert, others: list[Alert], route: Route, policy: AlertSettings
+) -> SlackMessage:
     assert alert.id is not None
     if alert.rule == DAILY_SUMMARY:
         items = _summary_items(session, alert)
@@ -87,7 +95,7 @@ def _message(session: Session, alert: Alert, route: Route, policy: AlertSettings
         day = datetime.fromisoformat(str(alert.payload["day"])).date()
         return build_summary_message(day, items, policy.daily_budget)
     facts = AlertFacts.from_payload(alert.payload)
-    return build_alert_message(facts, alert.id, note=route.note)
+    return build_alert_message(facts, alert.id, note=route.note, also=also_items(others))
 
 
 @dataclass
@@ -100,47 +108,58 @@ class _Run:
     summary: DeliverySummary
 
     @log_scope
-    def send(self, alert: Alert, route: Route) -> bool:
-        """Claim and post one alert; False when the run must stop (Slack unavailable)."""
-        bind_log_context(account_id=alert.account_id)
-        if not claim(self.session, alert):
-            return True  # another instance took it
+    def send(self, group: Group) -> bool:
+        """Claim the group's alerts and post them as one message (the first claimed leads);
+        False when the run must stop (Slack unavailable)."""
+        bind_log_context(account_id=group.lead.account_id)
+        claimed = [a for a in group.alerts if claim(self.session, a)]  # the rest: elsewhere
+        if not claimed:
+            return True
+        alert, others, route = claimed[0], claimed[1:], group.route
         what = f"alert {alert.id} to {route.channel}"
+        what += f" with {len(others)} more about the account" if others else ""
         try:
-            message = _message(self.session, alert, route, self.policy)
+            message = _message(self.session, alert, others, route, self.policy)
             channel, ts = self.router.post(route, message, what)
         except UndeliverableError as exc:
-            self._give_up(alert, exc.status, exc.reason)
+            self._give_up(claimed, exc.status, exc.reason)
             return True
         except HeldError as exc:
-            finish(self.session, alert, "pending", str(exc))
+            self._finish(claimed, "pending", str(exc))
             self.summary.problem(str(exc))
             return True
         except DeferError as exc:
-            finish(self.session, alert, "pending", str(exc))
+            self._finish(claimed, "pending", str(exc))
             self.summary.problem(str(exc))
             return False
         except SlackError as exc:  # the token: nothing can go out until it is fixed
-            finish(self.session, alert, "pending", str(exc))
+            self._finish(claimed, "pending", str(exc))
             raise
         except Exception as exc:  # unknown state: record it, never send twice
-            self._give_up(alert, "failed", f"unexpected error: {exc!r}")
+            self._give_up(claimed, "failed", f"unexpected error: {exc!r}")
             return True
-        finish(self.session, alert, "sent", None, channel=channel, message_ts=ts, sent_at=self.now)
+        sent = {"channel": channel, "message_ts": ts, "sent_at": self.now}
+        finish(self.session, alert, "sent", None, **sent)
+        finish_many(self.session, others, "sent", None, rolled_into=alert.id, **sent)
         if alert.rule == DAILY_SUMMARY:
             self.summary.summaries += 1
         else:
-            self.summary.sent += 1
-        log.info("alert %s sent to %s", alert.id, channel)
+            self.summary.sent += len(claimed)
+            self.summary.folded += len(others)
+        log.info("alert %s sent to %s with %d more", alert.id, channel, len(others))
         return True
 
-    def _give_up(self, alert: Alert, status: str, reason: str) -> None:
-        finish(self.session, alert, status, reason)
+    def _finish(self, claimed: list[Alert], status: str, error: str) -> None:
+        finish(self.session, claimed[0], status, error)
+        finish_many(self.session, claimed[1:], status, error)
+
+    def _give_up(self, claimed: list[Alert], status: str, reason: str) -> None:
+        self._finish(claimed, status, reason)
         if status == "unroutable":
-            self.summary.unroutable += 1
+            self.summary.unroutable += len(claimed)
         else:
-            self.summary.failed += 1
-        self.summary.problems.append(f"alert {alert.id}: {reason}")
+            self.summary.failed += len(claimed)
+        self.summary.problems.extend(f"alert {a.id}: {reason}" for a in claimed)
 
     def report_routing(self) -> bool:
         """Tell the admin channel, once per email, which owners have no Slack user; False
@@ -185,8 +204,7 @@ class _Run:
             self.summary.problem(str(exc))
             return not isinstance(exc, DeferError)
         except UndeliverableError as exc:
-            for notice in notices:
-                self._give_up(notice, "failed", exc.reason)
+            self._give_up(notices, "failed", exc.reason)
             return True
         for notice in notices:
             finish(
@@ -204,9 +222,10 @@ def _deliver(run: _Run) -> None:
         if update_pending(run.session, alert.id, status="unroutable", error=reason):
             summary.unroutable += 1
             summary.problems.append(f"alert {alert.id}: {reason}")
-    for position, (alert, route) in enumerate(plan.send):
-        if stop_requested() or not run.send(alert, route):  # a stop: the rest waits, pending
-            summary.deferred = len(plan.send) - position
+    groups = group_sends(plan.send)
+    for position, group in enumerate(groups):
+        if stop_requested() or not run.send(group):  # a stop: the rest waits, pending
+            summary.deferred = sum(len(g.alerts) for g in groups[position:])
             return
     if not stop_requested() and run.report_routing():
         summary.escalated = escalate(run.session, run.router, run.policy, run.now, summary.problem)

@@ -7,6 +7,8 @@ team's CSM marked lead) by DM, or to the admin channel when the team has no lead
 saying who it was for and since when. `escalated_at` is set (and committed) before the post,
 so it happens once even with two instances; when nothing could be posted (Slack down, a
 missing channel) it is cleared again for a later run. A lead in quiet hours is asked later.
+Alerts that went out listed in another alert's message (`grouping.py`) do not escalate on
+their own: that alert's escalation lists them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from sqlmodel import Session, col, select
 
 from notifications.failures import DeferError, HeldError, UndeliverableError
 from notifications.fatigue import quiet_until
-from notifications.messages import AlertFacts
+from notifications.grouping import also_items, folded
+from notifications.messages import AlertFacts, AlsoItem
 from notifications.notices import build_escalation_message
 from notifications.plan import NOTICE_RULES
 from notifications.routing import Route, Router
@@ -31,7 +34,8 @@ __all__ = ["escalate"]
 
 
 def _overdue(session: Session, policy: AlertSettings, now: datetime) -> list[Alert]:
-    """Sent, unacknowledged, never escalated alerts of escalating severities, oldest first."""
+    """Sent, unacknowledged, never escalated alerts of escalating severities, oldest first;
+    not those that went out in another alert's message."""
     if policy.escalate_from == "none":
         return []
     stmt = (
@@ -41,6 +45,7 @@ def _overdue(session: Session, policy: AlertSettings, now: datetime) -> list[Ale
             col(Alert.acknowledged_at).is_(None),
             col(Alert.escalated_at).is_(None),
             col(Alert.recipient_email).is_not(None),
+            col(Alert.rolled_into).is_(None),
             col(Alert.rule).not_in(NOTICE_RULES),
             col(Alert.sent_at) <= now - timedelta(hours=policy.escalation_hours),
         )
@@ -70,7 +75,12 @@ def _mark(session: Session, alert: Alert, at: datetime | None, to: str | None) -
 
 
 def _one(
-    session: Session, router: Router, alert: Alert, window: tuple[time, time] | None, now: datetime
+    session: Session,
+    router: Router,
+    alert: Alert,
+    also: list[AlsoItem],
+    window: tuple[time, time] | None,
+    now: datetime,
 ) -> bool:
     """Escalate one alert; False when it waits (the lead's quiet hours, or another instance
     has it). Raises `DeferError` or `HeldError` when nothing could be posted, and
@@ -87,7 +97,7 @@ def _one(
     assert alert.sent_at is not None
     facts = AlertFacts.from_payload(alert.payload)
     message = build_escalation_message(
-        facts, alert.id, alert.recipient_email, alert.sent_at, to_lead=lead is not None
+        facts, alert.id, alert.recipient_email, alert.sent_at, to_lead=lead is not None, also=also
     )
     try:
         router.post(route, message, f"the escalation of alert {alert.id}")
@@ -107,9 +117,12 @@ def escalate(
     """Escalate every overdue alert once; how many went out. Stops when Slack is away."""
     done = 0
     window = policy.quiet_window()
-    for alert in _overdue(session, policy, now):
+    overdue = _overdue(session, policy, now)
+    others = folded(session, [a.id for a in overdue if a.id is not None])
+    for alert in overdue:
+        also = also_items(others.get(alert.id or 0, []))
         try:
-            done += _one(session, router, alert, window, now)
+            done += _one(session, router, alert, also, window, now)
         except UndeliverableError as exc:
             problem(f"alert {alert.id} could not be escalated: {exc.reason}")
         except HeldError as exc:

@@ -5,7 +5,8 @@
 - **The daily budget** (`ALERTS__DAILY_BUDGET`) counts the alert DMs a person got on their
   local day. `allot` hands out what is left, most severe and then oldest first; critical
   alerts always go out (and count), the rest beyond the budget, and every alert at
-  `ALERTS__SUMMARY_ONLY` or lower, wait for that day's summary DM.
+  `ALERTS__SUMMARY_ONLY` or lower, wait for that day's summary DM. Alerts of one group
+  (one account) go out as one message, so only the first of them counts.
 - **Snoozes** hold an account's alerts of one rule (or all rules) until they end; an alert
   that comes due while its account is snoozed is marked `snoozed` and never sent: the
   person said they know. If the condition still holds when the snooze is over, the rule
@@ -73,6 +74,8 @@ class Candidate:
     alert_id: int
     severity: str
     created_at: datetime
+    group: int | None = None
+    """Alerts of one group (an account) go out as one message, which counts once."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,12 @@ def allot(
 ) -> Allotment:
     """Split one person's alerts into those sent now and those rolled into the summary.
 
-    `used` is how many alert DMs they got today already; `budget` 0 means no limit.
+    `used` is how many alert DMs they got today already; `budget` 0 means no limit. An
+    alert whose group already has one going out goes with it, without counting again.
     """
     send: list[int] = []
     roll: list[int] = []
+    going: set[int] = set()
     floor = severity_rank(summary_only) if summary_only else None
     for c in sorted(
         candidates, key=lambda c: (severity_rank(c.severity), c.created_at, c.alert_id)
@@ -97,9 +102,13 @@ def allot(
         rank = severity_rank(c.severity)
         if rank > 0 and floor is not None and rank >= floor:
             roll.append(c.alert_id)
+        elif c.group is not None and c.group in going:
+            send.append(c.alert_id)
         elif rank == 0 or budget == 0 or used < budget:
             send.append(c.alert_id)
             used += 1
+            if c.group is not None:
+                going.add(c.group)
         else:
             roll.append(c.alert_id)
     return Allotment(send, roll)

@@ -1,5 +1,8 @@
 """Slack messages the agent sends, built with `slack_sdk.models.blocks`.
 
+An alert's message may also list other alerts about the same account that go out with it
+("Also"): each with its severity and headline, at most ten, the rest counted.
+
 Every message has a plain `text` fallback (notifications, screen readers, old clients)
 and blocks that are checked against Block Kit's limits before they leave: the SDK's
 validators (header 150 chars, section 3,000, 10 fields, 25 actions, 10 context elements)
@@ -13,6 +16,7 @@ with the interactive handlers.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -34,6 +38,7 @@ __all__ = [
     "ACTION_SNOOZE",
     "ACTION_START_PLAYBOOK",
     "AlertFacts",
+    "AlsoItem",
     "SlackMessage",
     "build_admin_notice",
     "build_alert_message",
@@ -53,6 +58,7 @@ ACTION_START_PLAYBOOK = "alert_start_playbook"
 MAX_BLOCKS = 50
 MAX_BLOCKS_CHARS = 12_000  # Slack has refused messages near 13k characters of blocks
 HEADER_MAX, SECTION_MAX, FIELD_MAX, CONTEXT_MAX = 150, 3000, 2000, 2000
+ALSO_SHOWN, ALSO_IN_TEXT = 10, 5
 ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "RWF"}
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
@@ -97,6 +103,14 @@ class AlertFacts:
         if values.get("renewal_date"):
             values["renewal_date"] = date.fromisoformat(values["renewal_date"])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class AlsoItem:
+    """Another alert about the account that goes out listed in this alert's message."""
+
+    severity: str
+    headline: str
 
 
 @dataclass(frozen=True)
@@ -171,11 +185,13 @@ def build_alert_message(
     today: date | None = None,
     title_prefix: str = "",
     note: str | None = None,
+    also: Sequence[AlsoItem] = (),
 ) -> SlackMessage:
     """The alert: header, what was seen and the drivers, renewal and ARR, and the buttons.
 
     `title_prefix` goes before the headline ("Escalated: "), `note` under it (who the alert
-    was for, when it reaches someone else than the owner).
+    was for, when it reaches someone else than the owner), `also` after the drivers (the
+    other alerts about the account that go out in this message; the buttons act on all).
     """
     title = title_prefix + headline(facts)
     drivers = _why(facts)
@@ -208,6 +224,7 @@ def build_alert_message(
             ),
             fields=fields,
         ),
+        *_also_section(also),
         ContextBlock(elements=[MarkdownTextObject(text=shorten(escape(context), CONTEXT_MAX))]),
         *_stale_note(facts.stale),
         ActionsBlock(
@@ -223,9 +240,33 @@ def build_alert_message(
         ),
     ]
     text = title + (f". {note.rstrip('.')}" if note else "")
+    text += f". {_also_text(also)}" if also else ""
     text += f". {'; '.join(drivers[:3])}" if drivers else ""
     text += f". {stale_text(facts.stale, shown=1)}" if facts.stale else ""
     return validated(shorten(text, 3000), blocks)
+
+
+def _also_text(also: Sequence[AlsoItem]) -> str:
+    """The other alerts in the fallback text: "Also: … (high); … (medium); and N more"."""
+    lines = [f"{shorten(a.headline, 200)} ({a.severity or 'alert'})" for a in also[:ALSO_IN_TEXT]]
+    more = len(also) - ALSO_IN_TEXT
+    return "Also: " + "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+
+
+def _also_section(also: Sequence[AlsoItem]) -> list[Block]:
+    """One section listing the other alerts, as many as fit (ten at most), then "…and N more"."""
+    if not also:
+        return []
+    text = f"*Also about this account* ({len(also)})"
+    for shown, item in enumerate(also):
+        severity = escape(item.severity.capitalize() or "Alert")
+        line = f"\n• *{severity}* · {escape(shorten(item.headline, 200))}"
+        rest = f"\n…and {len(also) - shown} more"
+        if shown == ALSO_SHOWN or len(text) + len(line) + len(rest) > SECTION_MAX:
+            text += rest
+            break
+        text += line
+    return [SectionBlock(text=MarkdownTextObject(text=text))]
 
 
 def stale_text(stale: list[str], shown: int = 3) -> str:

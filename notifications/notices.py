@@ -24,6 +24,7 @@ from notifications.messages import (
     HEADER_MAX,
     SECTION_MAX,
     AlertFacts,
+    AlsoItem,
     SlackMessage,
     build_alert_message,
     escape,
@@ -93,10 +94,17 @@ def build_summary_message(day: date, items: Sequence[SummaryItem], budget: int) 
 
 
 def build_escalation_message(
-    facts: AlertFacts, alert_id: int, recipient: str | None, since: datetime, *, to_lead: bool
+    facts: AlertFacts,
+    alert_id: int,
+    recipient: str | None,
+    since: datetime,
+    *,
+    to_lead: bool,
+    also: Sequence[AlsoItem] = (),
 ) -> SlackMessage:
-    """The alert again, for the lead (or the admin): who it was for and since when."""
+    """The alert again, for the lead (or the admin): who it was for and since when, and the
+    other alerts about the account that went out in its message (`also`)."""
     who = recipient or "the account's channel"
     tail = "you lead their team" if to_lead else "their team has no lead in Slack"
     note = f"Sent to {who} on {since:%Y-%m-%d %H:%M} UTC and not acknowledged since; {tail}."
-    return build_alert_message(facts, alert_id, title_prefix="Escalated: ", note=note)
+    return build_alert_message(facts, alert_id, title_prefix="Escalated: ", note=note, also=also)

@@ -6,6 +6,10 @@
        |             better (Slack down or rate limiting, a refused token, a missing channel)
        +-> snoozed (its account and rule were snoozed) | rolled (into a daily summary)
 
+An alert that went out listed in another alert's message (same account and recipient,
+`grouping.py`) is `sent` like it, with `rolled_into` naming that lead alert; an alert
+`rolled` into a daily summary names the summary there.
+
 `insert_new` writes alerts whose fingerprint is new and ignores the others
 (`ON CONFLICT DO NOTHING` on the unique fingerprint), on SQLite and PostgreSQL alike.
 `claim` moves one alert from `pending` to `sending` and commits before anything goes to
@@ -25,7 +29,14 @@ from sqlmodel import Session, col
 from store.models import Alert
 from store.upsert import table_of
 
-__all__ = ["claim", "finish", "insert_new", "update_pending", "update_pending_many"]
+__all__ = [
+    "claim",
+    "finish",
+    "finish_many",
+    "insert_new",
+    "update_pending",
+    "update_pending_many",
+]
 
 
 def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -82,4 +93,17 @@ def finish(session: Session, alert: Alert, status: str, error: str | None, **val
     for name, value in values.items():
         setattr(alert, name, value)
     session.add(alert)
+    session.commit()
+
+
+def finish_many(
+    session: Session, alerts: Sequence[Alert], status: str, error: str | None, **values: Any
+) -> None:
+    """`finish` for several alerts at once, in one statement, committed."""
+    if not alerts:
+        return
+    ids = [alert.id for alert in alerts]
+    session.exec(
+        update(Alert).where(col(Alert.id).in_(ids)).values(status=status, error=error, **values)
+    )
     session.commit()

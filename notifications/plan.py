@@ -8,6 +8,9 @@ of rule `daily_summary` (fingerprint `daily_summary:{email}:{local day}`) whose 
 at it through `rolled_into`. When that day's summary went out already, the rest wait for
 the person's next day. Every change is a conditional update of a `pending` alert, so two
 instances planning at once agree.
+
+A person's alerts about one account go out as one message (`grouping.py`), so the budget
+counts them once, and the alerts listed in another's message are not DMs of their own.
 """
 
 from __future__ import annotations
@@ -103,10 +106,12 @@ def _accounts(session: Session, alerts: Iterable[Alert]) -> dict[int, Account]:
 def _sent_today(
     session: Session, router: Router, emails: Sequence[str], now: datetime
 ) -> dict[str, int]:
-    """Alert DMs each person got on their local day so far."""
+    """Alert DMs each person got on their local day so far (an alert that went out listed
+    in another's message, pointing at it through `rolled_into`, is not a DM of its own)."""
     stmt = select(Alert.recipient_email, Alert.sent_at).where(
         col(Alert.status) == "sent",
         col(Alert.rule).not_in(NOTICE_RULES),
+        col(Alert.rolled_into).is_(None),
         col(Alert.sent_at) >= now - timedelta(days=2),
         col(Alert.recipient_email).in_(emails),
     )
@@ -171,7 +176,9 @@ def _budget(
     for email, items in people.items():
         by_id = {a.id: a for a, _ in items if a.id is not None}
         route = {a.id: r for a, r in items}
-        candidates = [Candidate(i, a.severity, a.created_at) for i, a in by_id.items()]
+        candidates = [
+            Candidate(i, a.severity, a.created_at, group=a.account_id) for i, a in by_id.items()
+        ]
         share = allot(candidates, used[email], policy.daily_budget, summary_only)
         plan.send.extend((by_id[i], route[i]) for i in share.send)
         if share.roll:

@@ -12,6 +12,9 @@ A click is acknowledged at once with an empty answer; the work follows it:
 
 A button's value is the id of its alert (or task). Problems (the alert is gone, Slack would
 not open the form) are told to the person alone, in one sentence.
+
+On a message that also lists other alerts about the account, Acknowledge and Snooze act on
+them too (`actions.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from notifications.actions import ActionError, acknowledge, snooze
+from notifications.grouping import also_items, folded
 from notifications.messages import (
     ACTION_ACKNOWLEDGE,
     ACTION_LOG_SENTIMENT,
@@ -145,7 +149,8 @@ def _stored_message(ctx: SlackContext, alert_id: int) -> tuple[str, str, str, li
         if alert is None or not alert.message_ts or not alert.payload:
             return None
         channel, _, ts = alert.message_ts.partition(" ")
-        message = build_alert_message(AlertFacts.from_payload(alert.payload), alert_id)
+        also = also_items(folded(session, [alert_id]).get(alert_id, []))
+        message = build_alert_message(AlertFacts.from_payload(alert.payload), alert_id, also=also)
     kwargs = message.as_kwargs()
     return channel, ts, kwargs["text"], kwargs["blocks"]
 

@@ -382,7 +382,8 @@ class Alert(SQLModel, table=True):
     deliver_after: datetime | None = _ts()
     """Not before then: quiet hours in the recipient's time zone, or a snooze."""
     rolled_into: int | None = Field(default=None, index=True)
-    """The daily summary alert this one went out in, once the CSM's budget was spent."""
+    """The alert whose message this one went out in: a daily summary (status `rolled`, once
+    the CSM's budget was spent) or the lead alert of the same account (status `sent`)."""
     escalated_at: datetime | None = _ts()
     """When the team lead was told nobody acknowledged it."""
     escalated_to: str | None = None

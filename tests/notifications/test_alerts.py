@@ -212,7 +212,8 @@ def test_claimed_alerts_are_never_sent_again(engine: Engine, slack_sandbox: Sand
 
 
 def test_scored_drop_end_to_end(engine: Engine, slack_sandbox: SandboxFactory) -> None:
-    """Real scores, every rule on: each thing that went wrong is its own alert, once."""
+    """Real scores, every rule on: each thing that went wrong is its own alert, once, and
+    they reach the CSM as one message about the account."""
     slack = slack_sandbox()
     with session_scope(engine) as s:
         acme = account(s, "Acme Robotics", owner_email="jo@example.com")
@@ -229,12 +230,17 @@ def test_scored_drop_end_to_end(engine: Engine, slack_sandbox: SandboxFactory) -
     assert {rule for rule, n in found.new.items() if n} == rules
     assert found.created == len(rules)
     assert detect_alerts(engine, AS_OF).created == 0
-    assert deliver_pending(engine, slack.client()).sent == len(rules)  # within the budget of 5
-    first = slack.recorder.messages[0]  # the most severe goes first
-    assert first["text"].startswith("Acme Robotics dropped from green")
-    assert "CSM marked red: champion left" in first["text"]
-    texts = [m["text"] for m in slack.recorder.messages]
-    assert any(t.startswith("Acme Robotics: invoice payment failed") for t in texts)
-    assert any("urgent ticket" in t for t in texts)
+    delivered = deliver_pending(engine, slack.client())
+    assert (delivered.sent, delivered.folded) == (len(rules), len(rules) - 1)
+    [message] = slack.recorder.messages  # one message: the most severe leads
+    assert message["text"].startswith("Acme Robotics dropped from green")
+    assert "CSM marked red: champion left" in message["text"]
+    assert "Also: Acme Robotics: invoice payment failed (high)" in message["text"]
+    assert "urgent tickets open" in message["text"]
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Alert)) == len(rules)
+        rows = s.exec(select(Alert)).all()
+    [lead] = [a for a in rows if a.rolled_into is None]
+    assert lead.rule == "band_drop"
+    assert {(a.status, a.message_ts) for a in rows} == {("sent", lead.message_ts)}
+    assert {a.rolled_into for a in rows if a is not lead} == {lead.id}

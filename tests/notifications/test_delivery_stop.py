@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from notifications import deliver, deliver_pending
-from notifications.routing import Route
+from notifications.grouping import Group
 from sandbox.slack import dm_channel_id, user_id
 from settings import AlertSettings
 from store import session_scope, stopping
@@ -42,14 +42,14 @@ def test_a_stop_ends_delivery_after_the_message_in_flight(
 ) -> None:
     slack = slack_sandbox(users=[(JO, "Jo Park")], rate_limit=None)
     with session_scope(engine) as session:
-        acme = account(session, "Acme", JO)
-    for rule in ("band_drop", "usage_drop", "ticket_spike"):
-        alert(engine, acme, JO, rule=rule)
+        accounts = [account(session, name, JO) for name in ("Acme", "Beta", "Gamma")]
+    for account_id, rule in zip(accounts, ("band_drop", "usage_drop", "ticket_spike"), strict=True):
+        alert(engine, account_id, JO, rule=rule)
     send = deliver._Run.send
 
-    def send_while_a_stop_comes(run: deliver._Run, item: Alert, route: Route) -> bool:
+    def send_while_a_stop_comes(run: deliver._Run, group: Group) -> bool:
         stopping.request_stop()  # SIGTERM arrives while this message is being posted
-        return send(run, item, route)
+        return send(run, group)
 
     monkeypatch.setattr(deliver._Run, "send", send_while_a_stop_comes)
     client = slack.client(backoff_seconds=0.01)

@@ -19,6 +19,7 @@ from slack_sdk.models.views import View
 from notifications.digest_message import build_digest_message
 from notifications.messages import (
     AlertFacts,
+    AlsoItem,
     SlackMessage,
     build_admin_notice,
     build_alert_message,
@@ -102,6 +103,7 @@ def _messages() -> dict[str, SlackMessage]:
              for rule in ("usage_drop", "sentiment_stale")][:200]  # fmt: skip
     since = datetime(2026, 2, 27, 9, tzinfo=UTC)
     escalation = build_escalation_message(_facts(), 43, "jo@example.com", since, to_lead=True)
+    also = [AlsoItem("high", f"{LONG_NAME} rule {n} " + "&<> " * 100) for n in range(40)]
     notice = build_admin_notice("Health alerts that could not be delivered", DRIVERS * 5)
     task = build_task_message(_task(), LONG_NAME, today=TODAY)
     reminder = build_task_message(_task(), LONG_NAME, today=TODAY, reminder=True, note=LONG_NAME)
@@ -112,6 +114,15 @@ def _messages() -> dict[str, SlackMessage]:
         "rule alert": rule_alert,
         "daily summary": build_summary_message(TODAY, items, budget=5),
         "escalation": escalation,
+        "alert with 40 more about the account": build_alert_message(
+            _facts(stale=[f"source_{n}: " + "lagging " * 50 for n in range(40)]),
+            alert_id=44,
+            note=LONG_NAME,
+            also=also,
+        ),
+        "escalation with 40 more": build_escalation_message(
+            _facts(), 45, "jo@example.com", since, to_lead=False, also=also
+        ),
         "admin notice": notice,
         "task": task,
         "overdue reminder": reminder,
@@ -164,6 +175,17 @@ def test_the_alert_says_what_matters_first_and_shortens_the_rest() -> None:
         "alert_log_sentiment",
         "alert_start_playbook",
     ]
+
+
+def test_an_alert_lists_at_most_ten_others_and_counts_the_rest() -> None:
+    blocks = MESSAGES["alert with 40 more about the account"].as_kwargs()["blocks"]
+    [listed] = [b["text"]["text"] for b in blocks if "*Also about" in json.dumps(b)]
+    shown = listed.count("\n• *High* · ")
+    assert 1 <= shown <= 10
+    assert listed.startswith("*Also about this account* (40)\n• *High* · Very Long Account")
+    assert listed.endswith(f"\n…and {40 - shown} more")
+    assert MESSAGES["alert with 40 more about the account"].text.count(" (high)") == 5
+    assert blocks[-1]["elements"][0]["value"] == "44"  # the buttons stay last
 
 
 def test_the_daily_summary_lists_at_most_sixty_and_counts_the_rest() -> None:

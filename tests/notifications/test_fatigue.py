@@ -77,6 +77,19 @@ def test_summary_only_severities_never_go_alone() -> None:
     assert (share.send, share.roll) == ([], [1, 2])
 
 
+def test_alerts_about_one_account_go_together_and_count_once() -> None:
+    at = _utc("2026-03-02T09:00")
+    found = [
+        Candidate(1, "high", at, group=7),
+        Candidate(2, "medium", at, group=7),  # rides with 1: same account
+        Candidate(3, "low", at, group=7),  # summary only, even with its account going out
+        Candidate(4, "high", at + timedelta(minutes=1), group=8),
+        Candidate(5, "high", at + timedelta(minutes=2)),  # the budget is spent
+    ]
+    share = allot(found, used=0, budget=2, summary_only="low")
+    assert (share.send, share.roll) == ([1, 4, 2], [5, 3])
+
+
 def test_snoozes_hold_their_rule_or_every_rule() -> None:
     week, month = _utc("2026-03-09T09:00"), _utc("2026-04-01T09:00")
     snoozes = {7: [("band_drop", week)], 8: [(None, week), ("usage_drop", month)]}

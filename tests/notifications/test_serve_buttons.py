@@ -134,6 +134,38 @@ def test_without_the_message_in_the_payload_the_stored_message_ts_is_used(world:
     assert all(b["type"] != "actions" for b in world.message["blocks"])
 
 
+def test_acknowledging_a_message_of_several_alerts_acknowledges_them_all(world: World) -> None:
+    with session_scope(world.engine) as session:
+        lead = session.get(Alert, world.alert_id)
+        assert lead is not None
+        folded = Alert(
+            fingerprint=f"payment_failed:{world.account_id}",
+            account_id=world.account_id,
+            rule="payment_failed",
+            severity="high",
+            recipient_email=JO,
+            status="sent",
+            text="Acme Robotics: invoice payment failed",
+            payload={**lead.payload, "title": "Acme Robotics: invoice payment failed"},
+            message_ts=lead.message_ts,
+            rolled_into=world.alert_id,
+        )
+        session.add(folded)
+        session.flush()
+        folded_id = folded.id
+    payload = world.click(ACTION_ACKNOWLEDGE)
+    del payload["message"], payload["container"]  # the message is rebuilt from the store
+    _post(world, payload)
+    with Session(world.engine) as session:
+        stored = session.get(Alert, folded_id)
+        assert stored is not None
+        assert stored.acknowledged_by == JO
+    also = [b["text"]["text"] for b in world.message["blocks"] if "Also about" in json.dumps(b)]
+    assert also == [
+        "*Also about this account* (1)\n• *High* · Acme Robotics: invoice payment failed"
+    ]
+
+
 def test_a_failed_update_still_tells_the_clicker(world: World) -> None:
     payload = world.click(ACTION_ACKNOWLEDGE)
     payload["container"]["message_ts"] = "1000000000.000001"  # a message Slack no longer has
