@@ -158,6 +158,7 @@ _PHASES = {
     "_previous_bands": "previous bands",
     "compute_score": "compute scores",
     "_write_scores": "write scores",
+    "_finish_scores": "write scores",
 }
 """Functions `score_accounts` calls, timed as these phases (the queries are timed apart)."""
 

@@ -48,7 +48,7 @@ from scoring.selection import AccountTraits, ScorecardSet
 from store.db import session_for
 from store.models import Account, HealthScore, SentimentEntry
 from store.types import utcnow
-from store.upsert import bulk_upsert
+from store.upsert import UpsertStream, upsert_stream
 
 __all__ = [
     "AccountHealth",
@@ -460,16 +460,23 @@ def _score_rows(
     return rows, unscored
 
 
-def _write_scores(
-    session: Session, as_of: date, rows: list[dict[str, Any]], unscored: list[int]
+def _write_scores(scores: UpsertStream, rows: list[dict[str, Any]]) -> None:
+    """Stream a chunk's scores to the store (on PostgreSQL the server stores them while the
+    next chunk is computed)."""
+    scores.write(rows)
+
+
+def _finish_scores(
+    session: Session, as_of: date, scores: UpsertStream, unscored: list[int]
 ) -> None:
-    """Upsert the day's scores in bulk; a day re-scored without data must not keep a stale
-    score, so the day's rows of accounts without data go."""
-    bulk_upsert(session, HealthScore, rows, keys=("account_id", "as_of"))
-    if unscored:
+    """Upsert the day's scores still in the stream; a day re-scored without data must not
+    keep a stale score, so the day's rows of accounts without data go."""
+    scores.finish()
+    for start in range(0, len(unscored), SCORE_CHUNK):
+        gone = unscored[start : start + SCORE_CHUNK]
         session.exec(
             delete(HealthScore).where(
-                col(HealthScore.as_of) == as_of, col(HealthScore.account_id).in_(unscored)
+                col(HealthScore.as_of) == as_of, col(HealthScore.account_id).in_(gone)
             )
         )
 
@@ -498,9 +505,9 @@ def score_accounts(
     """Score every account live at the end of `as_of` and store the scores in bulk.
 
     With a scorecard set, each account is scored by the first scorecard that fits it. Each
-    query runs once for all accounts; scores are then computed and written `SCORE_CHUNK`
-    accounts at a time, so memory holds the readings but never every score. With an engine
-    the run is one transaction; with a session the caller commits.
+    query runs once for all accounts; scores are then computed and streamed to the store
+    `SCORE_CHUNK` accounts at a time, so memory holds the readings but never every score.
+    With an engine the run is one transaction; with a session the caller commits.
 
     `account_ids` scores and writes only those accounts (the live ones among them); the
     others' scores stay as they are. Percentile measures still rank among every live peer.
@@ -521,11 +528,15 @@ def score_accounts(
         if any(percentile_measures(card) for card in cards.scorecards):
             readings = rank_readings(readings, live, chooser, segments(session))
         before = _previous_bands(session, as_of, wanted)
-        for start in range(0, len(accounts), SCORE_CHUNK):
-            chunk = accounts[start : start + SCORE_CHUNK]
-            rows, unscored = _score_rows(chooser, readings, before, chunk, as_of, computed_at)
-            _write_scores(session, as_of, rows, unscored)
-            tally.add(rows, unscored)
+        unscored: list[int] = []
+        with upsert_stream(session, HealthScore, keys=("account_id", "as_of")) as scores:
+            for start in range(0, len(accounts), SCORE_CHUNK):
+                chunk = accounts[start : start + SCORE_CHUNK]
+                rows, without = _score_rows(chooser, readings, before, chunk, as_of, computed_at)
+                _write_scores(scores, rows)
+                unscored += without
+                tally.add(rows, without)
+            _finish_scores(session, as_of, scores, unscored)
     return ScoreRunSummary(
         as_of=as_of,
         scorecard_version=", ".join(c.version for c in cards.scorecards),
