@@ -31,6 +31,8 @@ source is failing, stale or never synced, so it can serve as a container health 
                      stale_after_from ("schedule", "STATUS__STALE_AFTER_HOURS",
                      "sources file"), records_last_run, records_stored, quarantined,
                      failing: [{stream, error, at}], last_error: {stream, error, at} | null}]
+    unconfigured_sources  [str]: sources the store holds syncs of that are not configured
+                   here (turned off since, or the demo's sandbox); they never fail the check
     leader         {name, holder, acquired_at, renewed_at, expires_at, alive} | null
     leases         [the same, one per lease row]
     scheduler      {has_run: bool, jobs: [{id, next_run_time (null: paused)}]}

@@ -155,6 +155,9 @@ class Status:
     job_runs: tuple[JobRunStatus, ...]
     alerts: AlertCounts
     quarantined: dict[str, int]
+    unconfigured: tuple[str, ...] = ()
+    """Sources the store holds syncs of that are not configured here: turned off since, or
+    the demo's sandbox. Shown, never a reason to fail."""
 
     @property
     def leader(self) -> LeaseStatus | None:

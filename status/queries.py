@@ -263,4 +263,7 @@ def gather(
                 else Problem(error.stream, _clean(error.error, secrets), error.at),
             )
         )
-    return Status(now, tuple(sources), leases, has_run, jobs, job_runs, alerts, quarantined)
+    unconfigured = tuple(sorted(set(by_source) - set(names)))
+    return Status(
+        now, tuple(sources), leases, has_run, jobs, job_runs, alerts, quarantined, unconfigured
+    )

@@ -75,6 +75,7 @@ def as_json(status: Status) -> dict[str, Any]:
             }
             for s in status.sources
         ],
+        "unconfigured_sources": list(status.unconfigured),
         "leader": None if leader is None else _lease_json(leader),
         "leases": [_lease_json(lease) for lease in status.leases],
         "scheduler": {
@@ -179,5 +180,11 @@ def print_status(console: Console, status: Status) -> None:
             lines += [f"  last error {error}"] if error else []
     if not status.sources:
         lines.append("no source is configured: see .env.example")
+    if status.unconfigured:
+        lines.append(
+            "the store also holds syncs of "
+            + ", ".join(status.unconfigured)
+            + ", not configured here (turned off since, or the demo's sandbox)"
+        )
     for line in lines + _lines(status):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

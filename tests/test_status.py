@@ -242,6 +242,20 @@ def test_status_exits_0_when_every_source_is_fresh(
     assert "the scheduler has not run" in text.stdout
 
 
+def test_syncs_of_sources_not_configured_here_are_shown_but_never_fail(
+    engine: Engine, db_url: str, workdir: Path
+) -> None:
+    _seed_fresh(engine, utcnow())
+    _run(engine, "hubspot", "companies", finished=utcnow() - timedelta(days=9), status_="failed")
+    result = CliRunner().invoke(app, ["status", "--json"], env=_env(db_url))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["unconfigured_sources"] == ["hubspot"]
+    assert [s["source"] for s in data["sources"]] == ["zendesk", "stripe"]
+    text = CliRunner().invoke(app, ["status"], env=_env(db_url))
+    assert "the store also holds syncs of hubspot, not configured here" in text.stdout
+
+
 def test_stale_after_a_setting_or_the_sources_file_exits_1(
     engine: Engine, db_url: str, workdir: Path
 ) -> None:
