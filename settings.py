@@ -446,6 +446,9 @@ class Settings(BaseSettings):
     """Which sources run, their schedules and field mappings (TOML); `sources.toml` if present."""
     log_level: str = "WARNING"
     log_format: Literal["auto", "text", "json"] = "auto"
+    public_url: str | None = None
+    """The address vendors call `health-agent serve` at (https://health.example.com), when a
+    proxy in front rewrites the Host header: signatures over the URL are checked against it."""
     """JSON lines, readable text, or auto: text on a terminal, JSON lines elsewhere."""
 
     hubspot: HubSpotSettings = HubSpotSettings()

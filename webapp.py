@@ -26,7 +26,7 @@ Slack is configured; otherwise they wait for `health-agent notify`).
 
 Some vendors sign the URL they called, which is rebuilt from the request: behind a reverse
 proxy, keep the `Host` header and send `X-Forwarded-Proto` (uvicorn trusts it from the
-addresses in FORWARDED_ALLOW_IPS).
+addresses in FORWARDED_ALLOW_IPS), or set PUBLIC_URL to the address the vendors call.
 """
 
 from __future__ import annotations
@@ -168,13 +168,16 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _uri(request: Request) -> str:
-    """The URI as the client sent it: scheme, host, then path and query still encoded."""
+def _uri(request: Request, public_url: str | None = None) -> str:
+    """The URI as the client sent it: scheme, host, then path and query still encoded; with
+    `public_url` (PUBLIC_URL), its scheme and host in place of the request's."""
     scope = request.scope
-    host = request.headers.get("host", "")
     raw_path = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string") or b""
-    path = raw_path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+    path: str = raw_path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+    if public_url:
+        return public_url.rstrip("/") + path
+    host = request.headers.get("host", "")
     return f"{scope.get('scheme', 'http')}://{host}{path}"
 
 
@@ -183,7 +186,10 @@ def _answer(status: int, error: str, message: str) -> JSONResponse:
 
 
 def _endpoint(
-    hook: WebhookSource, receiver: Receiver | None, clock: Callable[[], datetime]
+    hook: WebhookSource,
+    receiver: Receiver | None,
+    clock: Callable[[], datetime],
+    public_url: str | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     what = hook.source
 
@@ -195,7 +201,7 @@ def _endpoint(
         if body is None:
             return _answer(413, "too_large", f"bodies of more than {MAX_WEBHOOK_BYTES} bytes")
         headers = {name.lower(): value for name, value in request.headers.items()}
-        signed = SignedRequest(request.method, _uri(request), headers, body)
+        signed = SignedRequest(request.method, _uri(request, public_url), headers, body)
         if not hook.verified(signed, clock()):
             log.warning("refused a request to %s: no valid signature", request.url.path)
             return _answer(401, "invalid_signature", f"not signed by {what}, or too old")
@@ -228,7 +234,10 @@ def webhook_routes(
         receiver = Receiver(
             engine, settings, scorecards, load_rules(settings.alerts.rules_path), slack
         )
-    return [Route(hook.path, _endpoint(hook, receiver, clock), methods=["POST"]) for hook in hooks]
+    url = settings.public_url
+    return [
+        Route(hook.path, _endpoint(hook, receiver, clock, url), methods=["POST"]) for hook in hooks
+    ]
 
 
 ROUTE_LISTS: tuple[RouteList, ...] = (

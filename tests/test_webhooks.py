@@ -738,3 +738,15 @@ def test_every_endpoint_that_takes_a_post_has_its_signature_tests(sqlite_url: st
     }
     tested = set(SLACK_BODIES) | {f"/webhooks/{vendor}" for vendor in SIGNERS}
     assert posts == tested
+
+
+def test_behind_a_proxy_the_signed_url_is_the_public_one(engine: Engine, book: Book) -> None:
+    """HubSpot signs the URL it called; a proxy that rewrites Host sends another one here."""
+    change = hubspot_event("company.propertyChange", int(ACME), occurred_at=1_767_225_600_000)
+    body = json.dumps([change]).encode()
+    public = "https://health.example.com"
+    headers = hubspot_headers("POST", f"{public}/webhooks/hubspot", body, HUBSPOT_SECRET)
+    as_is = Asgi(webapp.create_web_app(engine, settings_with()))
+    assert post(as_is, "/webhooks/hubspot", body, headers).status_code == 401
+    behind = Asgi(webapp.create_web_app(engine, settings_with(public_url=public + "/")))
+    assert post(behind, "/webhooks/hubspot", body, headers).status_code == 200
