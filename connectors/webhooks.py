@@ -13,7 +13,8 @@ any vendor:
 
 - `record_new` inserts one `WebhookEvent` row per event (`ON CONFLICT DO NOTHING` on source
   and event id) and returns the events that were new: a delivery seen before changes
-  nothing, however often it comes and on however many instances.
+  nothing, however often it comes and on however many instances, unless its processing
+  failed here: the vendor's retry of it is then processed again, once.
 - `apply_events` upserts each new event's records, resolves identities as a sync does,
   and stamps each event with its account and `processed_at`, or with the error. An event
   that cannot be mapped goes to quarantine with the reason (stream `webhooks`), never
@@ -179,7 +180,10 @@ def fresh(signed_at: float, now: datetime, tolerance: timedelta = TOLERANCE) -> 
 def record_new(
     engine: Engine, source: str, events: Sequence[VendorEvent], now: datetime
 ) -> list[VendorEvent]:
-    """Record the events; returns those not recorded before (in the delivery's order)."""
+    """Record the events; returns those to process (in the delivery's order): the ones not
+    recorded before, and the ones whose processing failed before (the vendor's retry of a
+    delivery that failed here is processed again; the writes are idempotent upserts). An
+    event being processed or processed already is never returned twice."""
     unique = list({e.event_id: e for e in events}.values())
     if not unique:
         return []
@@ -198,6 +202,20 @@ def record_new(
         )
         result = session.connection().execute(stmt, rows)
         new = {str(event_id) for event_id in result.scalars().all()}
+        failed = [e.event_id for e in unique if e.event_id not in new]
+        if failed:
+            retry = (
+                update(table)
+                .where(
+                    table.c.source == source,
+                    table.c.event_id.in_(failed),
+                    table.c.processed_at.is_(None),
+                    table.c.error.is_not(None),
+                )
+                .values(error=None, received_at=now)
+                .returning(table.c.event_id)
+            )
+            new |= {str(event_id) for event_id in session.connection().execute(retry).scalars()}
     return [e for e in unique if e.event_id in new]
 
 

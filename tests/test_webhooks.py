@@ -553,6 +553,30 @@ def test_an_event_that_cannot_be_mapped_is_quarantined(engine: Engine, agent: As
     assert invoices == 0
 
 
+def test_an_event_that_failed_here_is_processed_again_when_sent_again(
+    engine: Engine, agent: Asgi
+) -> None:
+    """A resend (the vendor's dashboard, after a fix) of an event whose processing failed
+    here is processed once more; one processed already, or in progress, is not."""
+    broken = stripe_event(
+        "invoice.payment_failed", {**failed_invoice(), "status": None}, event_id="evt_x"
+    )
+    assert (
+        post(agent, "/webhooks/stripe", broken, stripe_headers(broken, STRIPE_SECRET)).json()["new"]
+        == 1
+    )
+    fixed = stripe_event("invoice.payment_failed", failed_invoice(), event_id="evt_x")
+    again = post(agent, "/webhooks/stripe", fixed, stripe_headers(fixed, STRIPE_SECRET))
+    assert again.json() == {"ok": True, "received": 1, "new": 1}
+    with Session(engine) as session:
+        event = session.exec(select(WebhookEvent)).one()
+        invoices = _count(session, Invoice)
+    assert (event.error, invoices) == (None, 1)
+    assert event.processed_at is not None
+    third = post(agent, "/webhooks/stripe", fixed, stripe_headers(fixed, STRIPE_SECRET))
+    assert third.json()["new"] == 0
+
+
 def test_zendesk_ticket_events_update_the_ticket_and_keep_what_they_do_not_carry(
     engine: Engine, agent: Asgi, book: Book
 ) -> None:
