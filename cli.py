@@ -437,11 +437,13 @@ def digest_command(
         send_digests,
     )
     from notifications.slack import make_slack_client
+    from store.teams import configure_teams
 
     settings = _settings()
     engine = _engine(settings)
     day = _parse_date(week_ending, "--week-ending") if week_ending else None
     day = day or default_week_ending(date.today())
+    _run(settings, lambda: configure_teams(engine, settings))
     try:
         chosen = choose_teams(engine, team)
     except DigestError as exc:

@@ -34,6 +34,7 @@ from store import stopping
 from store.db import open_store
 from store.job_runs import claim_slot, finish_run
 from store.leader import Leadership, default_holder
+from store.teams import configure_teams
 from store.types import utcnow
 
 __all__ = ["DIGEST_DIR", "run_job", "use_runtime"]
@@ -149,6 +150,7 @@ def _digest(runtime: _Runtime, _source: str | None) -> bool:
         log.warning("weekly digest: Slack is not configured (SLACK__BOT_TOKEN); nothing sent")
         return False
     today = datetime.now(zone_of(settings.scheduler)).date()
+    configure_teams(engine, settings)
     try:
         teams = choose_teams(engine)
     except DigestError as exc:

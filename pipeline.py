@@ -40,6 +40,7 @@ from settings import Settings
 from store import lookup
 from store.db import session_scope
 from store.models import HealthScore
+from store.teams import configure_teams
 from store.types import utcnow
 
 __all__ = [
@@ -154,6 +155,7 @@ class NotifySummary:
 
 def notify(engine: Engine, settings: Settings, as_of: date) -> NotifySummary:
     """Detect alerts as of `as_of` with the configured rules and deliver every due alert."""
+    configure_teams(engine, settings)  # leads and channels route escalations and fallbacks
     detection = detect_alerts(engine, as_of, load_rules(settings.alerts.rules_path))
     delivery = None
     now = utcnow()

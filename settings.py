@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "TEAMS_SECTION",
     "AlertSettings",
     "ChargebeeSettings",
     "ConfigError",
@@ -43,10 +44,12 @@ __all__ = [
     "SqlSourceSettings",
     "StatusSettings",
     "StripeSettings",
+    "TeamConfig",
     "UsageFileSettings",
     "ZendeskSettings",
     "get_settings",
     "load_sources_file",
+    "load_team_configs",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///health-agent.db"
@@ -115,16 +118,66 @@ class SourceConfig(BaseModel):
     sync; None: `STATUS__STALE_AFTER_HOURS`, else three times its schedule's longest gap."""
 
 
-def load_sources_file(path: Path) -> dict[str, SourceConfig]:
-    """The sources file, validated; errors name the file and the key."""
+class TeamConfig(BaseModel):
+    """One team's section under `[teams]` of the sources file: where its digest and its
+    escalations go, which the CRM does not say. Set values win over the store's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_email: str | None = None
+    """The team lead: gets the weekly digest by DM and the alerts nobody acknowledged."""
+    slack_channel: str | None = None
+    """The team's channel (`#cs-enterprise` or an id): the digest, and alerts of owners
+    Slack does not know."""
+
+
+TEAMS_SECTION = "teams"
+"""The sources file's `[teams."Team name"]` tables are teams, not sources."""
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the sources file ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _where(path: Path, *keys: object) -> str:
+    return f"{path}: " + ".".join(str(k) for k in keys)
+
+
+def load_team_configs(path: Path) -> dict[str, TeamConfig]:
+    """The `[teams]` tables of the sources file by team name, validated; errors name the
+    file and the key."""
+    section = _read_toml(path).get(TEAMS_SECTION, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [{TEAMS_SECTION}] must hold one table per team")
+    teams: dict[str, TeamConfig] = {}
+    for name, values in section.items():
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"{_where(path, TEAMS_SECTION, name)}: must be a table "
+                '(lead_email = "...", slack_channel = "...")'
+            )
+        try:
+            teams[name] = TeamConfig.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(
+                f"{_where(path, TEAMS_SECTION, name, *first['loc'])}: {first['msg']}"
+            ) from None
+    return teams
+
+
+def load_sources_file(path: Path) -> dict[str, SourceConfig]:
+    """The sources file, validated; errors name the file and the key."""
+    raw = _read_toml(path)
     sources: dict[str, SourceConfig] = {}
     for name, section in raw.items():
+        if name == TEAMS_SECTION:
+            continue
         if not isinstance(section, dict):
             raise ConfigError(f"{path}: [{name}] must be a table of settings for that source")
         try:
@@ -496,13 +549,21 @@ class Settings(BaseSettings):
                 )
         return enabled
 
+    def _sources_path(self) -> Path | None:
+        if self.sources_file is not None:
+            return self.sources_file
+        return DEFAULT_SOURCES_FILE if DEFAULT_SOURCES_FILE.exists() else None
+
+    def team_configs(self) -> dict[str, TeamConfig]:
+        """The `[teams]` tables of the sources file (none when there is no file)."""
+        path = self._sources_path()
+        return {} if path is None else load_team_configs(path)
+
     def source_configs(self) -> dict[str, SourceConfig]:
         """Every section of the sources file (none when there is no file)."""
-        path = self.sources_file
+        path = self._sources_path()
         if path is None:
-            if not DEFAULT_SOURCES_FILE.exists():
-                return {}
-            path = DEFAULT_SOURCES_FILE
+            return {}
         cached = self._sources_cache
         if cached is None or cached[0] != path:  # read once per file, not once per question
             cached = self._sources_cache = (path, load_sources_file(path))

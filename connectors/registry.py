@@ -34,6 +34,7 @@ from connectors.identity import resolve_identities
 from connectors.sync import Progress, StreamResult, SyncOptions, SyncSummary, sync_connector
 from settings import ConfigError, Settings
 from store.db import session_scope
+from store.teams import configure_teams
 
 __all__ = ["BUILT_IN", "ENTRY_POINT_GROUP", "build_connectors", "sync_all"]
 
@@ -127,4 +128,5 @@ def sync_all(
                 summary.streams.extend(results)
     with session_scope(engine) as session:
         summary.links = resolve_identities(session)
+    configure_teams(engine, settings)  # teams the sync created get their lead and channel
     return summary

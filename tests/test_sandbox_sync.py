@@ -34,7 +34,15 @@ from sandbox.usage_csv import write_usage_csv
 from sandbox.zendesk import zendesk_app
 from settings import Settings
 from store.db import session_scope
-from store.models import Account, Invoice, QuarantinedRecord, Subscription, SyncState, Ticket
+from store.models import (
+    Account,
+    Invoice,
+    QuarantinedRecord,
+    Subscription,
+    SyncState,
+    Team,
+    Ticket,
+)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +254,18 @@ def test_sources_file_maps_crm_custom_properties(
     for company in with_renewal:
         assert accounts[company.id].renewal_date == company.renewal_date
     assert {a.segment for a in accounts.values()} - {None}, "segments come from the property"
+
+
+def test_teams_the_sync_creates_get_the_lead_and_channel_the_sources_file_gives(
+    engine: Engine, sandbox: Settings, book: Book, tmp_path: Path
+) -> None:
+    team = book.teams[0]
+    sources = tmp_path / "teams.toml"
+    sources.write_text(
+        f'[teams."{team.name}"]\nlead_email = "lead@example.com"\nslack_channel = "#cs-a"\n'
+    )
+    assert sync_all(engine, sandbox.model_copy(update={"sources_file": sources})).ok
+    with Session(engine) as session:
+        stored = {t.name: (t.lead_email, t.slack_channel) for t in session.scalars(select(Team))}
+    assert stored[team.name] == ("lead@example.com", "#cs-a")
+    assert all(v == (None, None) for name, v in stored.items() if name != team.name)
