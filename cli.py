@@ -312,7 +312,7 @@ def explain(
 
     settings = _settings()
     engine = _engine(settings)
-    _run(settings, lambda: pipeline.print_explain(out, engine, account))
+    _run(settings, lambda: pipeline.print_explain(out, engine, account, settings.stale_after))
 
 
 @app.command("backtest")

@@ -32,7 +32,7 @@ from notifications import (
 from notifications.playbooks import run_playbooks
 from notifications.playbooks_slack import post_tasks, remind_overdue
 from scoring import ScoreRunSummary, explain, record_sentiment, score_accounts
-from scoring.breakdown import MeasureLine, measure_lines
+from scoring.breakdown import MeasureLine, StaleAfter, measure_lines
 from scoring.scorecard import SIGNALS
 from scoring.selection import load_scorecards
 from scoring.trend import WINDOWS, moves, score_on_or_before
@@ -156,7 +156,8 @@ class NotifySummary:
 def notify(engine: Engine, settings: Settings, as_of: date) -> NotifySummary:
     """Detect alerts as of `as_of` with the configured rules and deliver every due alert."""
     configure_teams(engine, settings)  # leads and channels route escalations and fallbacks
-    detection = detect_alerts(engine, as_of, load_rules(settings.alerts.rules_path))
+    rules = load_rules(settings.alerts.rules_path)
+    detection = detect_alerts(engine, as_of, rules, stale_after=settings.stale_after)
     delivery = None
     now = utcnow()
     started = run_playbooks(engine, now)
@@ -249,15 +250,21 @@ def _trend_lines(session: Session, latest: HealthScore) -> list[str]:
     return lines
 
 
-def print_explain(console: Console, engine: Engine, needle: str) -> None:
-    """The account's score, components, drivers and history, for a person."""
+def print_explain(
+    console: Console, engine: Engine, needle: str, stale_after: StaleAfter | None = None
+) -> None:
+    """The account's score, components, drivers and history, for a person; a measure's data
+    is stale after `stale_after(source)` (`Settings.stale_after`), else `STALE_AFTER`."""
     with Session(engine) as session:
         account = lookup.find_account(session, needle)
         assert account.id is not None
         health = explain(session, account.id)
         sentiment = lookup.latest_sentiment(session, account.id)
         previous = health.history[-2] if len(health.history) > 1 else None
-        measures = measure_lines(session, health.latest, previous) if health.latest else []
+        latest = health.latest
+        measures = (
+            measure_lines(session, latest, previous, stale_after=stale_after) if latest else []
+        )
         trend = _trend_lines(session, health.latest) if health.latest else []
     latest = health.latest
     header = f"{account.name} ({account.domain or 'no domain'}, CRM id {account.external_id})"

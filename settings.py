@@ -9,7 +9,7 @@ some of its variables set is a configuration error that names what is missing.
 from __future__ import annotations
 
 import tomllib
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -572,6 +572,13 @@ class Settings(BaseSettings):
     def source_config(self, name: str) -> SourceConfig:
         """One source's section of the sources file, or the defaults."""
         return self.source_configs().get(name, SourceConfig())
+
+    def stale_after(self, source: str) -> timedelta | None:
+        """How long `source` may go without a successful sync before its data is stale, as
+        configured: its `stale_after_hours`, else STATUS__STALE_AFTER_HOURS; None when
+        neither is set (each reader then has its default)."""
+        hours = self.source_config(source).stale_after_hours or self.status.stale_after_hours
+        return None if hours is None else timedelta(hours=hours)
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for scrubbing from output."""

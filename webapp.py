@@ -138,7 +138,13 @@ class Receiver:
         """Score these accounts as of today, detect their alerts, deliver what is due."""
         day = self.today()
         score_accounts(self.engine, day, self.scorecards, account_ids=account_ids)
-        found = detect_alerts(self.engine, day, self.rules, account_ids=account_ids)
+        found = detect_alerts(
+            self.engine,
+            day,
+            self.rules,
+            account_ids=account_ids,
+            stale_after=self.settings.stale_after,
+        )
         log.info("webhook follow-up for accounts %s: %s", account_ids, found.describe())
         if self.slack is not None:
             delivery = deliver_pending(

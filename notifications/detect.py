@@ -33,7 +33,7 @@ from notifications.messages import AlertFacts, headline
 from notifications.outbox import insert_new
 from notifications.rules import RuleSet, load_rules, severity_rank
 from notifications.snapshot import AccountSnapshot, SnapshotNeeds, take_snapshots
-from scoring.breakdown import stale_measures
+from scoring.breakdown import StaleAfter, stale_measures
 from scoring.measures import cutoff
 from store.db import session_for
 from store.models import Alert
@@ -226,6 +226,7 @@ def detect_alerts(
     *,
     now: datetime | None = None,
     account_ids: Collection[int] | None = None,
+    stale_after: StaleAfter | None = None,
 ) -> DetectionSummary:
     """Record a pending alert for each enabled rule that holds for a live account as of
     `as_of`, unless the same alert was recorded within the rule's cooldown. Accounts whose
@@ -240,7 +241,7 @@ def detect_alerts(
         found = _find(session, rules, Moment(as_of, min(now, cutoff(as_of))), wanted)
         fresh = _fresh(session, rules, as_of, found, wanted)
         scores = {snap.account_id: snap.components for snap, _ in fresh}
-        stale = stale_measures(session, scores, now)
+        stale = stale_measures(session, scores, now, stale_after=stale_after)
         rows = _rows(fresh, rules, as_of, now, stale)
         created = insert_new(session, rows)
     names = list(rules.enabled())

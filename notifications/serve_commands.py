@@ -24,7 +24,7 @@ from notifications.messages import escape
 from notifications.serve_blocks import HealthCard, health_message
 from notifications.serve_context import Answer, Origin, SlackContext, ephemeral
 from scoring import SentimentError, UnknownAccountError, explain, record_sentiment
-from scoring.breakdown import measure_lines
+from scoring.breakdown import StaleAfter, measure_lines
 from scoring.trend import WINDOWS, moves, score_on_or_before
 from store.lookup import AccountNotFoundError, driver_text, find_account, latest_sentiment
 from store.models import Account, HealthScore
@@ -80,7 +80,7 @@ def _health(ctx: SlackContext, needle: str) -> Answer:
             account = find_account(session, needle)
         except AccountNotFoundError as exc:
             return Answer(ephemeral(_not_found(needle, exc, "/health")))
-        message = health_message(health_card(session, account))
+        message = health_message(health_card(session, account, stale_after=ctx.stale_after))
     return Answer(ephemeral(message.text, message.blocks))
 
 
@@ -98,7 +98,12 @@ def _trend(session: Session, latest: HealthScore) -> tuple[dict[int, float], lis
     return trend, moved
 
 
-def health_card(session: Session, account: Account, today: date | None = None) -> HealthCard:
+def health_card(
+    session: Session,
+    account: Account,
+    today: date | None = None,
+    stale_after: StaleAfter | None = None,
+) -> HealthCard:
     """Everything `/health` shows about `account`, read from the store."""
     assert account.id is not None
     health = explain(session, account.id, history=1)
@@ -120,7 +125,8 @@ def health_card(session: Session, account: Account, today: date | None = None) -
     if latest is None:
         return base
     trend, moved = _trend(session, latest)
-    stale = [line.measure for line in measure_lines(session, latest, None) if line.stale]
+    lines = measure_lines(session, latest, None, stale_after=stale_after)
+    stale = [line.measure for line in lines if line.stale]
     return replace(
         base,
         score=latest.score,

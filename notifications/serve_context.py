@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy import Engine
 
+from scoring.breakdown import StaleAfter
 from settings import Settings, SlackSettings
 
 __all__ = ["Answer", "Origin", "People", "SlackContext", "ephemeral", "make_context"]
@@ -133,6 +134,8 @@ class SlackContext:
     people: People
     trusted_hooks: tuple[str, ...] = (SLACK_HOOKS,)
     """Prefixes a `response_url` must start with to be posted to."""
+    stale_after: StaleAfter | None = None
+    """Each source's configured staleness threshold (`Settings.stale_after`)."""
 
     def reply(self, origin: Origin, text: str, blocks: list[Block] | None = None) -> None:
         """Tell the person something only they see: via the request's `response_url` when
@@ -178,4 +181,11 @@ def make_context(
     host of `SLACK__BASE_URL` (an emulator, in the demo and the tests)."""
     slack = settings.slack if isinstance(settings, Settings) else settings
     hooks = tuple(dict.fromkeys((SLACK_HOOKS, _origin_of(slack.base_url))))
-    return SlackContext(engine=engine, client=client, people=People(client), trusted_hooks=hooks)
+    stale_after = settings.stale_after if isinstance(settings, Settings) else None
+    return SlackContext(
+        engine=engine,
+        client=client,
+        people=People(client),
+        trusted_hooks=hooks,
+        stale_after=stale_after,
+    )

@@ -10,7 +10,7 @@ by a failing or lagging source is flagged `stale` instead of passing for the tru
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +23,22 @@ from scoring.scorecard import RESERVED_NAMES
 from store.models import HealthScore, SyncRun
 from store.types import UTCDateTime, utcnow
 
-__all__ = ["STALE_AFTER", "MeasureLine", "SourceState", "measure_lines", "stale_measures"]
+__all__ = [
+    "STALE_AFTER",
+    "MeasureLine",
+    "SourceState",
+    "StaleAfter",
+    "measure_lines",
+    "stale_measures",
+]
 
 STALE_AFTER = timedelta(hours=26)
-"""A source that has not synced successfully for this long (a daily sync missed) is stale."""
+"""A source that has not synced successfully for this long (a daily sync missed) is stale,
+unless the configuration says otherwise for it (`StaleAfter`)."""
+
+StaleAfter = Callable[[str], timedelta | None]
+"""A source's configured staleness threshold, or None for `STALE_AFTER`
+(`Settings.stale_after`: the source's `stale_after_hours`, else STATUS__STALE_AFTER_HOURS)."""
 SENTIMENT_STALE_DAYS = 30
 
 
@@ -36,9 +48,10 @@ class SourceState:
 
     last_success: datetime | None
     failing: tuple[str, ...]
+    after: timedelta = STALE_AFTER
 
     def stale(self, now: datetime) -> bool:
-        too_old = self.last_success is None or now - self.last_success > STALE_AFTER
+        too_old = self.last_success is None or now - self.last_success > self.after
         return bool(self.failing) or too_old
 
 
@@ -60,7 +73,9 @@ class MeasureLine:
         return asdict(self)
 
 
-def _source_states(session: Session) -> dict[str, SourceState]:
+def _source_states(
+    session: Session, stale_after: StaleAfter | None = None
+) -> dict[str, SourceState]:
     latest_ok = (
         select(col(SyncRun.source), func.max(col(SyncRun.finished_at), type_=UTCDateTime()))
         .where(col(SyncRun.status) == "ok")
@@ -86,7 +101,11 @@ def _source_states(session: Session) -> dict[str, SourceState]:
         failing.setdefault(source, []).append(stream)
     oks: dict[str, datetime | None] = {src: at for src, at in session.execute(latest_ok).all()}
     return {
-        source: SourceState(oks.get(source), tuple(failing.get(source, ())))
+        source: SourceState(
+            oks.get(source),
+            tuple(failing.get(source, ())),
+            (stale_after(source) if stale_after else None) or STALE_AFTER,
+        )
         for source in {*oks, *failing}
     }
 
@@ -177,6 +196,7 @@ def stale_measures(
     scores: Mapping[int, Mapping[str, Any]],
     now: datetime | None = None,
     chunk: int = 500,
+    stale_after: StaleAfter | None = None,
 ) -> dict[int, list[str]]:
     """For each account (id -> its score's components), the measures whose data comes from
     a failing or lagging source, each as "usage_trend (product_usage failing (usage))".
@@ -186,7 +206,7 @@ def stale_measures(
     Accounts with nothing stale are left out.
     """
     now = now or utcnow()
-    states = _source_states(session)
+    states = _source_states(session, stale_after)
     stale = {source: state for source, state in states.items() if state.stale(now)}
     if not stale or not scores:
         return {}
@@ -235,10 +255,11 @@ def measure_lines(
     latest: HealthScore,
     previous: HealthScore | None,
     now: datetime | None = None,
+    stale_after: StaleAfter | None = None,
 ) -> list[MeasureLine]:
     """Every measure of `latest`, with its change since `previous` and its data's freshness."""
     now = now or utcnow()
-    states = _source_states(session)
+    states = _source_states(session, stale_after)
     before = _previous_scores(previous)
     lines = []
     for cname, comp in latest.components.items():

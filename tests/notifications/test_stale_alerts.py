@@ -8,6 +8,7 @@ in a warning line and in the fallback text.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -16,6 +17,7 @@ from sqlmodel import Session
 from notifications import detect_alerts
 from notifications.messages import AlertFacts, build_alert_message
 from scoring.breakdown import STALE_AFTER, stale_measures
+from settings import Settings
 from store import session_scope
 from store.models import SyncRun
 from tests.notifications.builders import alerts, measures, score
@@ -84,3 +86,22 @@ def test_old_payloads_without_stale_still_render() -> None:
     payload = facts.to_payload()
     del payload["stale"]
     assert AlertFacts.from_payload(payload).stale == []
+
+
+def test_a_configured_threshold_replaces_the_default(engine: Engine, tmp_path: Path) -> None:
+    """A weekly source is not stale after 30 h when its sources file section says 200 h."""
+    _usage_drop(engine, [("ok", 30)])
+    sources = tmp_path / "sources.toml"
+    sources.write_text("[usage]\nstale_after_hours = 200\n")
+    settings = Settings(_env_file=None, sources_file=sources)
+    assert settings.stale_after("usage") == timedelta(hours=200)
+    assert settings.stale_after("zendesk") is None  # the reader's default
+    everywhere = Settings(_env_file=None, sources_file=sources, status={"stale_after_hours": 12})
+    assert everywhere.stale_after("zendesk") == timedelta(hours=12)
+    detect_alerts(engine, AS_OF, USAGE_DROP, now=NOW, stale_after=settings.stale_after)
+    [alert] = alerts(engine)
+    assert alert.payload["stale"] == []
+    with Session(engine) as s:
+        scores = {alert.account_id or 0: measures(usage_trend=FALLING)}
+        strict = stale_measures(s, scores, NOW, stale_after=lambda _source: timedelta(hours=2))
+    assert strict == {alert.account_id: ["usage_trend (usage last synced 1 d ago)"]}
