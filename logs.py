@@ -38,11 +38,9 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal, ParamSpec, TextIO, TypeVar
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote
 
-from pydantic import BaseModel, SecretStr
-
-from settings import ConfigError, Settings
+from settings import ConfigError, Settings, url_password
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -188,7 +186,7 @@ class _Secrets:
     def set(self, values: Iterable[str]) -> None:
         forms: set[str] = set()
         for value in values:
-            password = _url_password(value) or ""
+            password = url_password(value) or ""
             for form in (value, quote(value, safe=""), quote_plus(value), password):
                 forms.update((form, unquote(form)))
         forms = {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
@@ -199,33 +197,10 @@ class _Secrets:
 _secrets = _Secrets()
 
 
-def _url_password(value: str) -> str | None:
-    """The password of a URL such as `postgresql://user:password@host/db`, if any, as
-    written (percent-encoded)."""
-    if "://" not in value:
-        return None
-    try:
-        return urlsplit(value).password
-    except ValueError:
-        return None
-
-
-def _secret_values(model: BaseModel) -> Iterator[str]:
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            if value.get_secret_value():
-                yield value.get_secret_value()
-        elif isinstance(value, BaseModel):
-            yield from _secret_values(value)
-
-
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every `SecretStr` value of the settings, nested ones included, and the password of
-    the database URL."""
-    values = list(_secret_values(settings))
-    password = _url_password(settings.database_url)
-    return [*values, password] if password else values
+    """Every configured secret (`Settings.secrets`: each `SecretStr`, and the passwords of
+    the database URLs)."""
+    return settings.secrets()
 
 
 def set_secrets(values: Iterable[str]) -> None:

@@ -9,9 +9,11 @@ some of its variables set is a configuration error that names what is missing.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -50,6 +52,7 @@ __all__ = [
     "get_settings",
     "load_sources_file",
     "load_team_configs",
+    "url_password",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///health-agent.db"
@@ -581,24 +584,37 @@ class Settings(BaseSettings):
         return None if hours is None else timedelta(hours=hours)
 
     def secrets(self) -> list[str]:
-        """Every configured secret value, for scrubbing from output."""
-        values: list[SecretStr | None] = [
-            self.hubspot.token,
-            self.salesforce.client_secret,
-            self.zendesk.api_token,
-            self.stripe.api_key,
-            self.freshdesk.api_key,
-            self.intercom.access_token,
-            self.chargebee.api_key,
-            self.sql.url,
-            self.slack.bot_token,
-            self.slack.signing_secret,
-            self.slack.app_token,
-            self.stripe.webhook_secret,
-            self.hubspot.webhook_secret,
-            self.zendesk.webhook_secret,
-        ]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        """Every configured secret value, for scrubbing from output: each `SecretStr` of the
+        settings (nested ones included, so a new secret setting is covered by declaring it)
+        and the passwords of the database URLs, as written and decoded."""
+        values = list(_secret_values(self))
+        sql_url = self.sql.url.get_secret_value() if self.sql.url is not None else ""
+        for url in (self.database_url, sql_url):
+            password = url_password(url)
+            if password:
+                values += [password, unquote(password)]
+        return list(dict.fromkeys(values))
+
+
+def _secret_values(model: BaseModel) -> Iterator[str]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            if value.get_secret_value():
+                yield value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            yield from _secret_values(value)
+
+
+def url_password(value: str) -> str | None:
+    """The password of a URL such as `postgresql://user:password@host/db`, if any, as
+    written (percent-encoded)."""
+    if "://" not in value:
+        return None
+    try:
+        return urlsplit(value).password
+    except ValueError:
+        return None
 
 
 def get_settings() -> Settings:

@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, case, column, func, inspect, select, table, union_all
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, col
 
 import views
@@ -68,22 +66,6 @@ RECORD_TABLES: tuple[type[SQLModel], ...] = (
     SurveyResponse,
 )
 """The canonical tables synced records land in, counted (live rows) per source."""
-
-
-def _secrets(settings: Settings) -> list[str]:
-    """Configured secrets, and the passwords inside database URLs."""
-    found = settings.secrets()
-    urls = [settings.database_url]
-    if settings.sql.url is not None:
-        urls.append(settings.sql.url.get_secret_value())
-    for url in urls:
-        try:
-            password = make_url(url).password
-        except (ArgumentError, ValueError):
-            continue
-        if password:
-            found.append(str(password))
-    return found
 
 
 def _last_errors(session: Session) -> dict[str, Problem]:
@@ -219,7 +201,7 @@ def gather(
 ) -> Status:
     """Read the store once into a `Status`; `stored=False` skips counting stored rows."""
     now = now or utcnow()
-    secrets = _secrets(settings)
+    secrets = settings.secrets()
     with Session(engine) as session:
         streams = latest_stream_runs(session)
         last_errors = _last_errors(session)
