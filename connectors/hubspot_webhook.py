@@ -19,7 +19,6 @@ is set; without it, and for every other event, nothing is read now: the company'
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from connectors.webhooks import (
     WebhookSource,
     base64_hmac,
     fresh,
+    json_body,
     same,
 )
 from settings import Settings
@@ -89,10 +89,7 @@ def _event_id(raw: Mapping[str, Any]) -> str:
 
 def parse(body: bytes) -> list[VendorEvent]:
     """A delivery is a JSON array of events."""
-    try:
-        batch = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MappingError("the body is not JSON") from exc
+    batch = json_body(body)
     if not isinstance(batch, list):
         raise MappingError("the body is not a list of HubSpot events")
     events = []

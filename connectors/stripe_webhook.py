@@ -16,7 +16,6 @@ was (the next sync computes it) and updates the rest.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,6 +31,7 @@ from connectors.webhooks import (
     WebhookSource,
     fresh,
     hex_hmac,
+    json_body,
     same,
 )
 from settings import Settings
@@ -74,10 +74,7 @@ def verify(request: SignedRequest, secret: str, now: datetime) -> bool:
 
 def parse(body: bytes) -> list[VendorEvent]:
     """A delivery is one event object."""
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MappingError("the body is not JSON") from exc
+    event = json_body(body)
     if not isinstance(event, dict) or event.get("object") != "event":
         raise MappingError("the body is not a Stripe event")
     event_id, kind = event.get("id"), event.get("type")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ __all__ = [
     "base64_hmac",
     "fresh",
     "hex_hmac",
+    "json_body",
     "record_new",
     "same",
     "webhook_sources",
@@ -167,6 +169,14 @@ def base64_hmac(secret: str, message: bytes) -> str:
 def same(expected: str, given: str | None) -> bool:
     """Constant-time comparison of a computed signature with the one sent."""
     return given is not None and hmac.compare_digest(expected.encode(), given.strip().encode())
+
+
+def json_body(body: bytes) -> Any:
+    """The verified body, parsed; a `MappingError` when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MappingError("the body is not JSON") from exc
 
 
 def fresh(signed_at: float, now: datetime, tolerance: timedelta = TOLERANCE) -> bool:

@@ -15,7 +15,6 @@ the ticket. Other events (users, organizations) are recorded and wait for the ne
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from connectors.webhooks import (
     WebhookSource,
     base64_hmac,
     fresh,
+    json_body,
     same,
 )
 from settings import Settings
@@ -60,10 +60,7 @@ def verify(request: SignedRequest, secret: str, now: datetime) -> bool:
 
 def parse(body: bytes) -> list[VendorEvent]:
     """A delivery is one event object."""
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MappingError("the body is not JSON") from exc
+    event = json_body(body)
     if not isinstance(event, dict):
         raise MappingError("the body is not a Zendesk event")
     event_id, kind = event.get("id"), event.get("type")
