@@ -27,6 +27,7 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -142,18 +143,22 @@ class Leadership:
             return self._take_advisory()
         return self._take_row()
 
+    def _row(self, now: datetime) -> dict[str, Any]:
+        """The lease row as this instance would hold it from `now`."""
+        return {
+            "name": self.name,
+            "holder": self.holder,
+            "acquired_at": now,
+            "renewed_at": now,
+            "expires_at": now + self.lease,
+        }
+
     def _take_row(self) -> bool:
         """SQLite: one conditional upsert takes the row if it expired; then read who has it."""
         now = self._clock()
         expires = now + self.lease
         leases = table_of(Lease)
-        values = {
-            "name": self.name,
-            "holder": self.holder,
-            "acquired_at": now,
-            "renewed_at": now,
-            "expires_at": expires,
-        }
+        values = self._row(now)
         statement = sqlite.insert(leases).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=["name"],
@@ -219,15 +224,7 @@ class Leadership:
     def _write_row(self, now: datetime, *, acquired: bool) -> None:
         """PostgreSQL: the row as information; the advisory lock is what counts."""
         assert self._conn is not None
-        leases = table_of(Lease)
-        values = {
-            "name": self.name,
-            "holder": self.holder,
-            "acquired_at": now,
-            "renewed_at": now,
-            "expires_at": now + self.lease,
-        }
-        statement = postgresql.insert(leases).values(values)
+        statement = postgresql.insert(table_of(Lease)).values(self._row(now))
         changed = ["holder", "renewed_at", "expires_at"] + (["acquired_at"] if acquired else [])
         statement = statement.on_conflict_do_update(
             index_elements=["name"], set_={key: statement.excluded[key] for key in changed}
