@@ -163,17 +163,6 @@ class Receiver:
         return scrub(f"{type(exc).__name__}: {exc}", self._secrets())
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The raw body, or None when it is larger than `limit`."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _uri(request: Request, public_url: str | None = None) -> str:
     """The URI as the client sent it: scheme, host, then path and query still encoded; with
     `public_url` (PUBLIC_URL), its scheme and host in place of the request's."""
@@ -203,7 +192,7 @@ def _endpoint(
         if receiver is None or not hook.configured():
             message = f"{what} webhooks are not set up here: set {hook.variable} to receive them"
             return _answer(503, "not_configured", message)
-        body = await _body(request, MAX_WEBHOOK_BYTES)
+        body = await serve.read_body(request, MAX_WEBHOOK_BYTES)
         if body is None:
             return _answer(413, "too_large", f"bodies of more than {MAX_WEBHOOK_BYTES} bytes")
         headers = {name.lower(): value for name, value in request.headers.items()}

@@ -67,12 +67,13 @@ def required(secret: SecretStr | None, variable: str, what: str) -> str:
     return value
 
 
-async def _body(request: Request) -> bytes | None:
-    """The raw body, or None when it is larger than any Slack request."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The raw body, or None when it is larger than `limit` (by default, than any Slack
+    request); read as it streams in, so an oversized body is never held whole."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -137,7 +138,7 @@ def slack_routes(
     verifier = SignatureVerifier(signing_secret, clock or Clock())
 
     async def verified(request: Request) -> bytes | Response:
-        body = await _body(request)
+        body = await read_body(request)
         if body is None:
             return JSONResponse({"ok": False, "error": "too_large"}, status_code=413)
         if not _signed(verifier, body, request):
