@@ -48,6 +48,7 @@ __all__ = [
     "database_reachable",
     "health_routes",
     "http_app",
+    "read_body",
     "required",
     "run_http",
     "slack_routes",
