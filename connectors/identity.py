@@ -49,6 +49,7 @@ from store.models import (
     Subscription,
     SurveyResponse,
     Ticket,
+    UsageMetric,
     UsageSnapshot,
 )
 from store.types import UTCDateTime, utcnow
@@ -94,7 +95,16 @@ FREE_MAIL_DOMAINS = frozenset(
         "hey.com",
     }
 )
-RECORD_MODELS = (Ticket, Subscription, Invoice, UsageSnapshot, SurveyResponse, Opportunity, Contact)
+RECORD_MODELS = (
+    Ticket,
+    Subscription,
+    Invoice,
+    UsageSnapshot,
+    UsageMetric,
+    SurveyResponse,
+    Opportunity,
+    Contact,
+)
 
 _links = table_of(ExternalLink)
 _accounts = table_of(Account)

@@ -12,13 +12,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import JSONType, UTCDateTime, utcnow
 
 __all__ = [
+    "TRAIT_KINDS",
     "Account",
+    "AccountTrait",
     "Alert",
     "Contact",
     "Csm",
@@ -39,6 +41,7 @@ __all__ = [
     "SyncState",
     "Team",
     "Ticket",
+    "UsageMetric",
     "UsageSnapshot",
     "WebhookEvent",
 ]
@@ -300,6 +303,78 @@ class UsageSnapshot(SQLModel, table=True):
     active_users: int = 0
     licensed_seats: int | None = None
     recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class UsageMetric(SQLModel, table=True):
+    """One product usage metric of one account over one day or week, in long form.
+
+    Any number a product can count per account fits: logins, active users, seats, events of
+    each feature or module, reports created, API calls, articles read. `day` is the first
+    day of the period and `period_days` its length (1 for a day, 7 for a week); a period
+    counts once it is complete and recorded. The weekly `UsageSnapshot` shape reads as two
+    metrics, `active_users` and `licensed_seats` (see `scoring.signals`).
+    """
+
+    __tablename__ = "usage_metrics"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint("period_days > 0", name="ck_usage_metrics_period_days"),
+        # every column the window aggregates read, so a scan per metric reads the index
+        Index(
+            "ix_usage_metrics_metric_account_day",
+            "metric",
+            "account_id",
+            "day",
+            "recorded_at",
+            "value",
+            "period_days",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    account_ref: str | None = None
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    day: date
+    period_days: int = 1
+    metric: str
+    value: float
+    recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+TRAIT_KINDS = ("number", "category", "date", "boolean")
+"""What a trait's value is; `AccountTrait` keeps it in `number` and/or `text`."""
+
+
+class AccountTrait(SQLModel, table=True):
+    """One value of one attribute of an account, from the time it was seen.
+
+    A trait is any attribute beyond the canonical columns: a contract type, a plan, a
+    payment method, an industry, a CRM custom field. A new row is written only when the
+    value changes, so the rows of one `(account_id, name)` are its history and the value
+    "as of" a day is the latest row seen before the end of that day. By `kind`: a number
+    sits in `number`; a category in `text`; a date in `text` (ISO) and in `number` (its
+    proleptic ordinal, so days between dates are a subtraction); a yes/no in `text` (`yes`
+    or `no`) and in `number` (1 or 0). Both empty means the value was cleared.
+    """
+
+    __tablename__ = "account_traits"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('number', 'category', 'date', 'boolean')", name="ck_account_traits_kind"
+        ),
+        Index("ix_account_traits_name_account_seen", "name", "account_id", "seen_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    name: str
+    kind: str
+    number: float | None = None
+    text: str | None = None
+    source: str
+    seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class SurveyResponse(SQLModel, table=True):
