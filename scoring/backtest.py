@@ -45,8 +45,9 @@ from sqlalchemy import Engine, func, or_, select
 from sqlmodel import Session, col
 
 from scoring.health import compute_score
-from scoring.measures import MEASURES, Readings, cutoff
+from scoring.measures import cutoff
 from scoring.peers import percentile_measures, rank_readings, segments
+from scoring.readings import read_readings
 from scoring.scorecard import BANDS, Scorecard
 from store.models import Account, Subscription
 
@@ -252,8 +253,7 @@ def _score_snapshot(
 ) -> list[Scores]:
     """Each scorecard's scores of the customers at the end of `day`, from one run of each
     measure query over all accounts (shared by the scorecards)."""
-    names = sorted({n for card in scorecards for n in card.measure_names()})
-    readings: dict[str, Readings] = {n: MEASURES[n].query(session, day) for n in names}
+    readings = read_readings(session, day, [m for card in scorecards for m in card.measures()])
     end = cutoff(day)
     customers = [a for a in _live_accounts(session, day) if churn.customer_at(a, end)]
     segment_of = segments(session) if any(map(percentile_measures, scorecards)) else {}

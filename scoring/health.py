@@ -34,8 +34,9 @@ from sqlalchemy import Engine, delete, func, or_, select
 from sqlmodel import Session, col
 from sqlmodel import select as select_models
 
-from scoring.measures import MEASURES, SENTIMENTS, Reading, cutoff, read_measures
+from scoring.measures import MEASURES, SENTIMENTS, Reading, cutoff
 from scoring.peers import percentile_measures, rank_readings, segments
+from scoring.readings import read_readings
 from scoring.scorecard import (
     RESERVED_COMPONENT,
     SIGNALS,
@@ -524,7 +525,7 @@ def score_accounts(
         wanted = None if account_ids is None else frozenset(account_ids)
         accounts = live if wanted is None else [a for a in live if a in wanted]
         chooser = _chooser(session, cards, as_of)
-        readings = read_measures(session, as_of, cards.measure_names())
+        readings = read_readings(session, as_of, cards.measures())
         if any(percentile_measures(card) for card in cards.scorecards):
             readings = rank_readings(readings, live, chooser, segments(session))
         before = _previous_bands(session, as_of, wanted)

@@ -461,6 +461,10 @@ class Scorecard(_Strict):
     def measure_names(self) -> list[str]:
         return [m.name for c in self.components.values() for m in c.measures]
 
+    def measures(self) -> list[Measure]:
+        """Every measure of every component, in order."""
+        return [m for c in self.components.values() for m in c.measures]
+
     def find_measure(self, name: str) -> tuple[str, Measure]:
         """The component holding the measure `name`, and the measure."""
         for cname, component in self.components.items():

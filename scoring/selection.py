@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from scoring.scorecard import Scorecard, ScorecardError, load_scorecard
+from scoring.scorecard import Measure, Scorecard, ScorecardError, load_scorecard
 
 __all__ = ["AccountTraits", "Fit", "ScorecardSet", "is_scorecard_set", "load_scorecards"]
 
@@ -117,6 +117,12 @@ class ScorecardSet:
     def measure_names(self) -> list[str]:
         """Every measure any of the scorecards names, each once."""
         return list(dict.fromkeys(n for card in self.scorecards for n in card.measure_names()))
+
+    def measures(self) -> list[Measure]:
+        """Every measure any of the scorecards has, each name once (the first one's)."""
+        return list(
+            {m.name: m for card in reversed(self.scorecards) for m in card.measures()}.values()
+        )
 
     def choose(self, traits: AccountTraits, as_of: date) -> Scorecard:
         for fit, card in self.entries:
