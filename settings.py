@@ -47,6 +47,7 @@ __all__ = [
     "StatusSettings",
     "StripeSettings",
     "TeamConfig",
+    "TraitField",
     "UsageFileSettings",
     "ZendeskSettings",
     "get_settings",
@@ -106,6 +107,21 @@ class Schedule(BaseModel):
         return self
 
 
+class TraitField(BaseModel):
+    """One CRM property read into an account trait, with the trait's kind when declared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    property: str = Field(min_length=1)
+    """The vendor's property (HubSpot) or field API name (Salesforce)."""
+    kind: Literal["number", "category", "date", "boolean"] | None = None
+    """None: the kind already stored for the trait, else inferred from the values."""
+
+
+TraitFields = dict[str, str | TraitField]
+"""Trait name -> the CRM property it is read from (`[hubspot.traits]`, `[salesforce.traits]`)."""
+
+
 class SourceConfig(BaseModel):
     """One source's section of the sources file; unknown keys are options for plugins."""
 
@@ -116,6 +132,8 @@ class SourceConfig(BaseModel):
     schedule: Schedule | None = None
     fields: dict[str, str] = {}
     """Canonical field -> the source's own (custom) property, e.g. renewal_date."""
+    traits: TraitFields = {}
+    """Trait name -> the CRM property read into it (`"prop"` or `{ property, kind }`)."""
     stale_after_hours: float | None = Field(default=None, gt=0)
     """`health-agent status` calls the source stale after this long without a successful
     sync; None: `STATUS__STALE_AFTER_HOURS`, else three times its schedule's longest gap."""
@@ -204,6 +222,8 @@ class HubSpotSettings(BaseModel):
     page_size: int = 100
     webhook_secret: SecretStr | None = None
     """The app's client secret: `health-agent serve` checks HubSpot webhooks with it."""
+    traits: TraitFields = {}
+    """Company properties read into account traits; `[hubspot.traits]` adds to them."""
 
     def enabled(self) -> bool:
         return _check_complete("HUBSPOT", {"token": self.token})
@@ -222,6 +242,8 @@ class SalesforceSettings(BaseModel):
     page_size: int = 2000
     limit_reserve: float = Field(default=0.1, ge=0.0, lt=1.0)
     """Share of the org's daily API allocation left to its other integrations."""
+    traits: TraitFields = {}
+    """Account fields read into account traits; `[salesforce.traits]` adds to them."""
 
     def enabled(self) -> bool:
         if self.uses_jwt():
