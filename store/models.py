@@ -318,7 +318,7 @@ class UsageMetric(SQLModel, table=True):
     __tablename__ = "usage_metrics"
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
-        CheckConstraint("period_days > 0", name="ck_usage_metrics_period_days"),
+        CheckConstraint("period_days IN (1, 7)", name="ck_usage_metrics_period_days"),
         # every column the window aggregates read, so a scan per metric reads the index
         Index(
             "ix_usage_metrics_metric_account_day",
