@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("metric", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("recorded_at", store.types.UTCDateTime(), nullable=False),
-        sa.CheckConstraint("period_days > 0", name="ck_usage_metrics_period_days"),
+        sa.CheckConstraint("period_days IN (1, 7)", name="ck_usage_metrics_period_days"),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],
