@@ -4,27 +4,25 @@ The backtest scores every account at regular snapshots (monthly by default) over
 window, using only what was known at each snapshot (the measures' `as_of` rules), then
 checks each score against what happened next. It never writes scores to the store, so a
 changed scorecard can be tried without touching the real history, and several scorecards
-can be compared on the same snapshots (`compare`).
+can be compared on the same snapshots (`compare`). `collect` keeps every observation with
+its readings, so a fit (`scoring.fit`) can re-score them without reading the store again.
 
-What churn is. The store keeps no dated churn flag on accounts (a CRM lifecycle stage or a
-soft delete is current state, with no date), so churn is read from billing, where it is
-dated: an account is a customer while one of its subscriptions is alive (started, and not
-ended: `ended_at`, or `canceled_at` for a canceled subscription without it, the same rule
-as the `subscription_state` measure). The account churns when its last alive subscription
-ends and no new one starts within `REACTIVATION_GRACE` (a plan change or a late renewal is
-not churn); the churn day is that end. An account that came back later counts as churned
-that time. Accounts without any subscription are left out: their churn cannot be seen.
+What churn is: see `scoring.churn_history` (the last alive subscription ended, with no new
+one within a grace period).
 
 What is measured. Each (account, snapshot) where the account was a customer at the end of
 the snapshot day and had a score is one observation; it is labelled churned when the
 account churned within `horizon_days` after the snapshot. Only snapshots whose whole
-horizon lies before `today` are labelled (a later churn cannot be known yet). Then:
+horizon lies before `today` are labelled (a later churn cannot be known yet). Then
+(the formulas are in `scoring.backtest_figures`):
 
-- ROC AUC, by the rank (Mann-Whitney) formula, with a lower score meaning a higher risk:
-  the chance that a churned observation scores below a retained one, ties counting half.
-  0.5 is chance, 1.0 a perfect ranking.
-- The churn rate of each band: the share of observations in red, yellow and green that
-  churned within the horizon, and its lift over the overall rate.
+- ROC AUC, with a lower score meaning a higher risk: the chance that a churned observation
+  scores below a retained one, ties counting half. 0.5 is chance, 1.0 a perfect ranking.
+- The churn rate of each band, and its lift over the overall rate.
+- Precision and recall of the red band, and of red or yellow ("flagged").
+- The churn rate and lift of the riskiest 10% of scores.
+- Each measure's own AUC, from its 0-100 score at each observation, over the observations
+  where it had data (its coverage): which signals separate churners in this book.
 - Lead time, over the accounts that churned after the first snapshot and were scored
   before: the warning is the unbroken run of red or yellow snapshots that ends at the last
   snapshot before churn; its lead is the days from the run's first snapshot to churn. A
@@ -35,177 +33,52 @@ from __future__ import annotations
 
 import calendar
 import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, or_, select
 from sqlmodel import Session, col
 
+from scoring.backtest_figures import (
+    BandOutcome,
+    auc,
+    band_outcomes,
+    flagging,
+    riskiest_share,
+    signal_aucs,
+)
+from scoring.backtest_report import print_backtests
+from scoring.backtest_result import Backtest
+from scoring.churn_history import REACTIVATION_GRACE, ChurnHistory, load_churn
 from scoring.health import compute_score
-from scoring.measures import cutoff
+from scoring.measures import Reading, cutoff
 from scoring.peers import percentile_measures, rank_readings, segments
 from scoring.readings import read_readings
-from scoring.scorecard import BANDS, Scorecard
-from store.models import Account, Subscription
+from scoring.scorecard import Scorecard
+from store.models import Account
 
 __all__ = [
     "REACTIVATION_GRACE",
     "Backtest",
+    "BacktestRun",
     "BandOutcome",
     "ChurnHistory",
+    "Observation",
+    "Scored",
     "auc",
     "backtest",
+    "collect",
     "compare",
     "load_churn",
+    "measure_scores",
     "print_backtests",
     "snapshot_days",
+    "summarise",
 ]
 
-REACTIVATION_GRACE = timedelta(days=30)
-"""A subscription starting within this long after the last one ended continues the stay."""
-
-
-@dataclass(frozen=True)
-class BandOutcome:
-    """How the observations of one band turned out: how many churned within the horizon."""
-
-    band: str
-    observations: int
-    churned: int
-    churn_rate: float | None
-    lift: float | None
-    """The band's churn rate over the overall churn rate."""
-
-
-@dataclass(frozen=True)
-class Backtest:
-    """The result of backtesting one scorecard; see the module docstring for each figure."""
-
-    scorecard_version: str
-    today: date
-    horizon_days: int
-    min_lead_days: int
-    snapshots: tuple[date, ...]
-    labelled_snapshots: int
-    observations: int
-    accounts: int
-    churned_observations: int
-    churners: int
-    auc: float | None
-    bands: tuple[BandOutcome, ...]
-    flagged_churners: int
-    median_lead_days: float | None
-
-    @property
-    def churn_rate(self) -> float | None:
-        return self.churned_observations / self.observations if self.observations else None
-
-    def verdict(self) -> str:
-        """One line a CS lead can say out loud."""
-        if not self.observations:
-            return "No scored customers in the window: nothing to test."
-        if not self.churned_observations or self.churned_observations == self.observations:
-            return "No churn (or only churn) within the horizon: the score cannot be tested yet."
-        assert self.auc is not None
-        strength = (
-            "strongly predicts"
-            if self.auc >= 0.8
-            else "predicts"
-            if self.auc >= 0.7
-            else "weakly predicts"
-            if self.auc >= 0.6
-            else "does not predict"
-        )
-        flagged = [b for b in self.bands if b.band != "green"]
-        at_risk = sum(b.churned for b in flagged) / max(1, sum(b.observations for b in flagged))
-        green = next((b.churn_rate for b in self.bands if b.band == "green"), None)
-        versus = ""
-        if green:
-            versus = f"; red or yellow accounts churned {at_risk / green:.1f}x as often as green"
-        elif green == 0:
-            versus = "; no green account churned"
-        return (
-            f"The score {strength} churn within {self.horizon_days} days "
-            f"(AUC {self.auc:.2f}){versus}; {self.flagged_churners} of {self.churners} "
-            f"churners were red or yellow at least {self.min_lead_days} days before."
-        )
-
-
-# ---- churn -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChurnHistory:
-    """When each account was a customer (stays from start to end) and when it churned."""
-
-    stays: Mapping[int, tuple[tuple[datetime, datetime | None], ...]]
-    churns: Mapping[int, tuple[date, ...]]
-
-    def customer_at(self, account_id: int, instant: datetime) -> bool:
-        return any(
-            start < instant and (end is None or end >= instant)
-            for start, end in self.stays.get(account_id, ())
-        )
-
-    def churned_within(self, account_id: int, day: date, horizon_days: int) -> bool:
-        last = day + timedelta(days=horizon_days)
-        return any(day < churn <= last for churn in self.churns.get(account_id, ()))
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
-_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _stays(
-    spans: Iterable[tuple[datetime, datetime | None]],
-) -> tuple[tuple[datetime, datetime | None], ...]:
-    """Merge subscription spans into stays, bridging gaps up to `REACTIVATION_GRACE`."""
-    merged: list[tuple[datetime, datetime | None]] = []
-    for start, end in sorted(spans, key=lambda s: s[0]):
-        if merged:
-            last_start, last_end = merged[-1]
-            if last_end is None or start <= last_end + REACTIVATION_GRACE:
-                longest = None if last_end is None or end is None else max(last_end, end)
-                merged[-1] = (last_start, longest)
-                continue
-        merged.append((start, end))
-    return tuple(merged)
-
-
-def load_churn(session: Session, today: date) -> ChurnHistory:
-    """Every account's stays and churn days up to `today`, from one query over all the
-    subscriptions of live accounts."""
-    stmt = (
-        select(
-            col(Subscription.account_id),
-            func.coalesce(col(Subscription.started_at), col(Subscription.created_at)),
-            col(Subscription.ended_at),
-            col(Subscription.canceled_at),
-            col(Subscription.status).in_(("canceled", "incomplete_expired")),
-        )
-        .join(Account, col(Account.id) == col(Subscription.account_id))
-        .where(col(Subscription.deleted_at).is_(None), col(Account.deleted_at).is_(None))
-    )
-    spans: dict[int, list[tuple[datetime, datetime | None]]] = {}
-    for account_id, started, ended_at, canceled_at, final in session.connection().execute(stmt):
-        if account_id is None:
-            continue
-        finish = _aware(ended_at) or ((_aware(canceled_at) or _NEVER) if final else None)
-        spans.setdefault(account_id, []).append((_aware(started) or _NEVER, finish))
-    until = cutoff(today)
-    stays = {a: _stays(s) for a, s in spans.items()}
-    churns = {
-        a: tuple(e.date() for _, e in s if e is not None and e < until) for a, s in stays.items()
-    }
-    return ChurnHistory(stays=stays, churns={a: c for a, c in churns.items() if c})
+Progress = Callable[[int, int], None]
+"""Called after each snapshot with (snapshots done, snapshots in all)."""
 
 
 # ---- snapshots and scores --------------------------------------------------------------
@@ -240,8 +113,18 @@ def _live_accounts(session: Session, day: date) -> list[int]:
     return [a for (a,) in session.connection().execute(stmt) if a is not None]
 
 
-Scores = dict[int, tuple[float, str]]
-"""Account id -> (score, band) at one snapshot."""
+@dataclass(frozen=True)
+class Scored:
+    """One account's score at one snapshot, with the readings it was computed from."""
+
+    score: float
+    band: str
+    readings: Mapping[str, Reading]
+    """The scorecard's measures with data, by name (percentile ranks already added)."""
+
+
+Scores = dict[int, Scored]
+"""Account id -> its score at one snapshot."""
 
 
 def _always(card: Scorecard) -> Callable[[int], Scorecard]:
@@ -259,53 +142,110 @@ def _score_snapshot(
     segment_of = segments(session) if any(map(percentile_measures, scorecards)) else {}
     results: list[Scores] = []
     for card in scorecards:
-        mine = card.measure_names()
+        mine = [m.name for m in card.measures()]
         ranked = readings
         if percentile_measures(card):
             ranked = rank_readings(readings, customers, _always(card), segment_of)
         scores: Scores = {}
         for account_id in customers:
-            got = {n: ranked[n][account_id] for n in mine if account_id in ranked[n]}
+            got = {n: ranked[n][account_id] for n in mine if account_id in ranked.get(n, {})}
             result = compute_score(card, got)
             if result is not None:
-                scores[account_id] = (result.score, result.band)
+                scores[account_id] = Scored(result.score, result.band, got)
         results.append(scores)
     return results
 
 
-# ---- figures ---------------------------------------------------------------------------
+def measure_scores(card: Scorecard, readings: Mapping[str, Reading]) -> dict[str, float | None]:
+    """Each measure's 0-100 score from one account's readings; None without data (or with
+    a dated reading whose weight has faded away, which scoring leaves out too)."""
+    scores: dict[str, float | None] = {}
+    for measure in card.measures():
+        reading = readings.get(measure.name)
+        if reading is None or measure.freshness(reading.details) <= 0.0:
+            scores[measure.name] = None
+        else:
+            scores[measure.name] = measure.score(reading.value, reading.details)
+    return scores
 
 
-def auc(scores: Sequence[float], churned: Sequence[bool]) -> float | None:
-    """ROC AUC of `scores` for `churned`, a lower score meaning a higher risk: the
-    Mann-Whitney rank formula with average ranks for ties. None without both classes."""
-    positives = sum(churned)
-    negatives = len(churned) - positives
-    if not positives or not negatives:
-        return None
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])  # riskiest ranks highest
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    rank_sum = sum(r for r, c in zip(ranks, churned, strict=True) if c)
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+# ---- one run over the snapshots --------------------------------------------------------
 
 
-def _band_outcomes(labelled: Sequence[tuple[str, bool]]) -> tuple[BandOutcome, ...]:
-    overall = sum(c for _, c in labelled) / len(labelled) if labelled else 0.0
-    outcomes = []
-    for band in reversed(BANDS):
-        mine = [c for b, c in labelled if b == band]
-        rate = sum(mine) / len(mine) if mine else None
-        lift = rate / overall if rate is not None and overall else None
-        outcomes.append(BandOutcome(band, len(mine), sum(mine), rate, lift))
-    return tuple(outcomes)
+@dataclass(frozen=True)
+class Observation:
+    """One labelled (account, snapshot): its score and whether it churned within the horizon."""
+
+    account_id: int
+    day: date
+    score: float
+    band: str
+    churned: bool
+    readings: Mapping[str, Reading]
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """Every scorecard's scores at every snapshot, and the churn they are judged against."""
+
+    scorecards: tuple[Scorecard, ...]
+    snapshots: tuple[date, ...]
+    scores: tuple[tuple[Scores, ...], ...]
+    """Per scorecard, per snapshot (oldest first)."""
+    churn: ChurnHistory
+    today: date
+    horizon_days: int
+    min_lead_days: int
+
+    @property
+    def last_labelled(self) -> date:
+        """The last snapshot whose whole horizon lies before `today`."""
+        return self.today - timedelta(days=self.horizon_days)
+
+    def history(self, index: int = 0) -> list[tuple[date, Scores]]:
+        return list(zip(self.snapshots, self.scores[index], strict=True))
+
+    def observations(self, index: int = 0) -> list[Observation]:
+        """The labelled observations of scorecard `index`, oldest snapshot first."""
+        found: list[Observation] = []
+        for day, scores in self.history(index):
+            if day > self.last_labelled:
+                continue
+            for account_id, got in scores.items():
+                churned = self.churn.churned_within(account_id, day, self.horizon_days)
+                found.append(
+                    Observation(account_id, day, got.score, got.band, churned, got.readings)
+                )
+        return found
+
+
+def collect(
+    engine: Engine,
+    scorecards: Sequence[Scorecard],
+    *,
+    today: date,
+    months: int = 12,
+    horizon_days: int = 90,
+    min_lead_days: int = 30,
+    weekly: bool = False,
+    progress: Progress | None = None,
+) -> BacktestRun:
+    """Score every customer at every snapshot with each scorecard (nothing is written)."""
+    if months < 1 or horizon_days < 1:
+        raise ValueError("months and horizon_days must be at least 1")
+    days = snapshot_days(today, months, weekly=weekly)
+    runs: list[list[Scores]] = []
+    with Session(engine) as session:
+        churn = load_churn(session, today)
+        for done, day in enumerate(days, start=1):
+            runs.append(_score_snapshot(session, day, scorecards, churn))
+            if progress is not None:
+                progress(done, len(days))
+    per_card = tuple(tuple(run[index] for run in runs) for index in range(len(scorecards)))
+    return BacktestRun(tuple(scorecards), days, per_card, churn, today, horizon_days, min_lead_days)
+
+
+# ---- figures of one scorecard ----------------------------------------------------------
 
 
 def _lead_days(
@@ -313,7 +253,9 @@ def _lead_days(
 ) -> int | None:
     """Days from the first snapshot of the red or yellow run ending at the last snapshot
     before `churn_day`, to `churn_day`; None when that last snapshot was green or absent."""
-    before = [(day, s[account_id][1]) for day, s in history if day < churn_day and account_id in s]
+    before = [
+        (day, s[account_id].band) for day, s in history if day < churn_day and account_id in s
+    ]
     first: date | None = None
     for day, band in reversed(before):
         if band == "green":
@@ -322,45 +264,47 @@ def _lead_days(
     return (churn_day - first).days if first is not None else None
 
 
-def _summarise(
-    card: Scorecard,
-    history: Sequence[tuple[date, Scores]],
-    churn: ChurnHistory,
-    today: date,
-    horizon_days: int,
-    min_lead_days: int,
-) -> Backtest:
-    last_labelled = today - timedelta(days=horizon_days)
-    observed: list[tuple[int, float, str, bool]] = []
-    for day, scores in history:
-        if day > last_labelled:
-            continue
-        for account_id, (score, band) in scores.items():
-            observed.append(
-                (account_id, score, band, churn.churned_within(account_id, day, horizon_days))
-            )
-    first = history[0][0] if history else today
+def _leads(run: BacktestRun, index: int) -> list[int | None]:
+    history = run.history(index)
+    first = history[0][0] if history else run.today
     leads: list[int | None] = []
-    for account_id, days in churn.churns.items():
+    for account_id, days in run.churn.churns.items():
         for churn_day in days:
             if first < churn_day and any(d < churn_day and account_id in s for d, s in history):
                 leads.append(_lead_days(history, account_id, churn_day))
+    return leads
+
+
+def summarise(run: BacktestRun, index: int = 0) -> Backtest:
+    """The figures of scorecard `index` of `run` (see the module docstring)."""
+    card = run.scorecards[index]
+    observed = run.observations(index)
+    churned = [o.churned for o in observed]
+    labelled = [(o.band, o.churned) for o in observed]
+    per_measure = [measure_scores(card, o.readings) for o in observed]
+    signals = {m.name: [s[m.name] for s in per_measure] for m in card.measures()}
+    leads = _leads(run, index)
     warned = [lead for lead in leads if lead is not None]
     return Backtest(
         scorecard_version=card.version,
-        today=today,
-        horizon_days=horizon_days,
-        min_lead_days=min_lead_days,
-        snapshots=tuple(day for day, _ in history),
-        labelled_snapshots=sum(day <= last_labelled for day, _ in history),
+        today=run.today,
+        horizon_days=run.horizon_days,
+        min_lead_days=run.min_lead_days,
+        snapshots=run.snapshots,
+        labelled_snapshots=sum(day <= run.last_labelled for day in run.snapshots),
         observations=len(observed),
-        accounts=len({o[0] for o in observed}),
-        churned_observations=sum(o[3] for o in observed),
+        accounts=len({o.account_id for o in observed}),
+        churned_observations=sum(churned),
         churners=len(leads),
-        auc=auc([o[1] for o in observed], [o[3] for o in observed]),
-        bands=_band_outcomes([(o[2], o[3]) for o in observed]),
-        flagged_churners=sum(lead >= min_lead_days for lead in warned),
+        auc=auc([o.score for o in observed], churned),
+        bands=band_outcomes(labelled),
+        flagged_churners=sum(lead >= run.min_lead_days for lead in warned),
         median_lead_days=statistics.median(warned) if warned else None,
+        thresholds=(card.bands.green, card.bands.yellow),
+        red=flagging(labelled, ("red",)),
+        flagged=flagging(labelled, ("red", "yellow")),
+        riskiest=riskiest_share([o.score for o in observed], churned),
+        measures=signal_aucs(signals, churned),
     )
 
 
@@ -373,25 +317,20 @@ def compare(
     horizon_days: int = 90,
     min_lead_days: int = 30,
     weekly: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[Backtest, ...]:
     """Backtest several scorecards on the same snapshots, one result each, in order."""
-    if months < 1 or horizon_days < 1:
-        raise ValueError("months and horizon_days must be at least 1")
-    days = snapshot_days(today, months, weekly=weekly)
-    with Session(engine) as session:
-        churn = load_churn(session, today)
-        runs = [(day, _score_snapshot(session, day, scorecards, churn)) for day in days]
-    return tuple(
-        _summarise(
-            card,
-            [(day, scores[index]) for day, scores in runs],
-            churn,
-            today,
-            horizon_days,
-            min_lead_days,
-        )
-        for index, card in enumerate(scorecards)
+    run = collect(
+        engine,
+        scorecards,
+        today=today,
+        months=months,
+        horizon_days=horizon_days,
+        min_lead_days=min_lead_days,
+        weekly=weekly,
+        progress=progress,
     )
+    return tuple(summarise(run, index) for index in range(len(scorecards)))
 
 
 def backtest(
@@ -414,64 +353,3 @@ def backtest(
         min_lead_days=min_lead_days,
         weekly=weekly,
     )[0]
-
-
-# ---- rendering -------------------------------------------------------------------------
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _rows(result: Backtest) -> list[tuple[str, str]]:
-    rows = [
-        ("ROC AUC (lower score = higher risk)", "-" if result.auc is None else f"{result.auc:.3f}"),
-        (
-            "Snapshots (with a full horizon)",
-            f"{len(result.snapshots)} ({result.labelled_snapshots})",
-        ),
-        ("Observations (account x snapshot)", str(result.observations)),
-        ("Accounts", str(result.accounts)),
-        (
-            f"Churned within {result.horizon_days} days",
-            f"{result.churned_observations} ({_percent(result.churn_rate)})",
-        ),
-    ]
-    for band in result.bands:
-        lift = "" if band.lift is None else f", lift {band.lift:.1f}x"
-        rows.append(
-            (
-                f"Churn rate of {band.band}",
-                f"{_percent(band.churn_rate)} of {band.observations}{lift}",
-            )
-        )
-    median = "-" if result.median_lead_days is None else f"{result.median_lead_days:.0f} days"
-    rows += [
-        ("Churners in the window", str(result.churners)),
-        (f"Red or yellow {result.min_lead_days}+ days before churn", str(result.flagged_churners)),
-        ("Median lead time (first warning to churn)", median),
-    ]
-    return rows
-
-
-def print_backtests(console: Console, results: Sequence[Backtest]) -> None:
-    """A table of the figures, one column per scorecard, and each one's verdict."""
-    if not results:
-        return
-    first = results[0]
-    window = f"{first.snapshots[0]} to {first.snapshots[-1]}" if first.snapshots else "-"
-    table = Table(
-        title=f"Backtest: does the score predict churn? Snapshots {window}",
-        title_justify="left",
-        header_style="bold",
-    )
-    table.add_column("Figure")
-    for result in results:
-        table.add_column(f"scorecard {result.scorecard_version}", justify="right")
-    columns = [_rows(r) for r in results]
-    for index, (label, _) in enumerate(columns[0]):
-        table.add_row(label, *(column[index][1] for column in columns))
-    console.print(table)
-    for result in results:
-        prefix = f"{result.scorecard_version}: " if len(results) > 1 else ""
-        console.print(prefix + result.verdict(), highlight=False)
