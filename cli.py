@@ -386,12 +386,14 @@ def team_command(
         print_team_report,
         team_report,
     )
+    from store.money import Rates, missing_rates_note
 
     settings = _settings()
     engine = _engine(settings)
+    rates = _run(settings, lambda: Rates.from_settings(settings))
     try:
         chosen = choose_period(period, first, last, today=date.today())
-        report = _run(settings, lambda: team_report(engine, chosen, team=team))
+        report = _run(settings, lambda: team_report(engine, chosen, team=team, rates=rates))
     except (PeriodError, TeamReportError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, PeriodError) else 1) from None
@@ -404,6 +406,8 @@ def team_command(
         raise typer.Exit(1)
     if as_json:
         views.print_json(out, asdict(report))
+        if report.missing_rates:
+            err.print(missing_rates_note(report.missing_rates, report.currency), highlight=False)
     else:
         print_team_report(out, report)
 

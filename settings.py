@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "EXCHANGE_RATES_SECTION",
     "TEAMS_SECTION",
     "AlertSettings",
     "ChargebeeSettings",
@@ -154,6 +155,8 @@ class TeamConfig(BaseModel):
 
 TEAMS_SECTION = "teams"
 """The sources file's `[teams."Team name"]` tables are teams, not sources."""
+EXCHANGE_RATES_SECTION = "exchange_rates"
+"""The sources file's `[exchange_rates]` table holds exchange rates (`store.money`)."""
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -197,7 +200,7 @@ def load_sources_file(path: Path) -> dict[str, SourceConfig]:
     raw = _read_toml(path)
     sources: dict[str, SourceConfig] = {}
     for name, section in raw.items():
-        if name == TEAMS_SECTION:
+        if name in (TEAMS_SECTION, EXCHANGE_RATES_SECTION):
             continue
         if not isinstance(section, dict):
             raise ConfigError(f"{path}: [{name}] must be a table of settings for that source")
@@ -528,6 +531,16 @@ class Settings(BaseSettings):
     """The address vendors call `health-agent serve` at (https://health.example.com), when a
     proxy in front rewrites the Host header: signatures over the URL are checked against it."""
     """JSON lines, readable text, or auto: text on a terminal, JSON lines elsewhere."""
+    reporting_currency: str = "USD"
+    """The currency money of several accounts is added up and shown in (ISO code)."""
+    exchange_rates_file: Path | None = None
+    """CSV of `date,currency,rate`: 1 unit of `currency` in the reporting currency from
+    `date` on (besides the sources file's `[exchange_rates]`)."""
+
+    @field_validator("reporting_currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        return value.strip().upper()  # `store.money.Rates` checks it is a currency code
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()
@@ -583,6 +596,14 @@ class Settings(BaseSettings):
         """The `[teams]` tables of the sources file (none when there is no file)."""
         path = self._sources_path()
         return {} if path is None else load_team_configs(path)
+
+    def exchange_rates_table(self) -> dict[str, Any]:
+        """The `[exchange_rates]` table of the sources file (empty when there is none)."""
+        path = self._sources_path()
+        section = {} if path is None else _read_toml(path).get(EXCHANGE_RATES_SECTION, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [{EXCHANGE_RATES_SECTION}] must be a table of rates")
+        return section
 
     def source_configs(self) -> dict[str, SourceConfig]:
         """Every section of the sources file (none when there is no file)."""

@@ -3,6 +3,11 @@
 `account_book` reads one account's facts over the period (customer or not at the start and
 the end, ARR, MRR, scores, renewals, onboarding); `book_figures` adds the facts, alerts and
 tasks of a book up into its figures with the formulas of `scoring.metrics`. No queries here.
+
+Money is converted into the reporting currency account by account, currency by currency, at
+the rates of the period's last day, the start's amounts as the end's (constant currency: GRR
+and NRR move with the business, not with the exchange rates). Amounts in a currency without
+a rate count as nothing, and `missing_currencies` names those currencies.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from scoring.measures import cutoff
@@ -29,7 +34,8 @@ from scoring.metrics import (
 )
 from scoring.team.periods import Period
 from scoring.team.queries import Billing
-from scoring.team.results import Bands, BookFigures, TeamReportError
+from scoring.team.results import Bands, BookFigures
+from store.money import Rates, normalise_currency
 
 __all__ = [
     "ONBOARDING_WINDOW",
@@ -37,7 +43,7 @@ __all__ = [
     "PeriodFacts",
     "account_book",
     "book_figures",
-    "report_currency",
+    "missing_currencies",
 ]
 
 ONBOARDING_WINDOW = timedelta(days=365)
@@ -46,15 +52,26 @@ ONBOARDING_WINDOW = timedelta(days=365)
 
 @dataclass(frozen=True)
 class PeriodFacts:
-    """What the period's queries found, by account id."""
+    """What the period's queries found, by account id, and how its money converts:
+    with `rates` on `day` into `rates.reporting`."""
 
-    currency: str
+    rates: Rates
+    day: date
     billing: dict[int, Billing]
     scores_at_start: dict[int, tuple[float, str]]
     scores_at_end: dict[int, tuple[float, str]]
     fresh_sentiment: set[int]
     renewals: dict[int, tuple[int, int, int]]
     value_weeks: dict[int, list[datetime]]
+
+    @property
+    def currency(self) -> str:
+        """The reporting currency: all money of the figures is in it."""
+        return self.rates.reporting
+
+    def in_reporting(self, amounts: Iterable[tuple[str, int]]) -> int:
+        """The sum of (currency, minor units) amounts, converted; unconvertible ones left out."""
+        return self.rates.total(amounts, self.day).minor
 
 
 @dataclass(frozen=True)
@@ -76,21 +93,18 @@ class AccountBook:
     onboarding: ValueObservation | None
 
 
-def report_currency(accounts: Iterable[Any], billing: dict[int, Billing]) -> str:
-    """The one currency of the money in the report; `TeamReportError` when there are more."""
+def missing_currencies(
+    accounts: Iterable[Any], billing: dict[int, Billing], rates: Rates
+) -> tuple[str, ...]:
+    """The currencies of the report's money that `rates` cannot convert, sorted."""
     seen: set[str] = set()
     for account in accounts:
         money = billing.get(account.id)
         if money is not None:
-            seen |= money.currencies
+            seen |= set(money.mrr)
         elif account.arr_minor:
-            seen.add((account.currency or "USD").upper())
-    if len(seen) > 1:
-        raise TeamReportError(
-            f"the book holds money in several currencies ({', '.join(sorted(seen))}); "
-            "the team report adds money up and needs one"
-        )
-    return seen.pop() if seen else "USD"
+            seen.add(normalise_currency(account.currency))
+    return rates.missing(seen)
 
 
 def _arr(mrr_minor: int, currency: str) -> int:
@@ -108,8 +122,9 @@ def account_book(account: Any, facts: PeriodFacts, period: Period) -> AccountBoo
         return exists and (money is None or alive > 0)
 
     paid = money or Billing()
-    crm_arr = int(account.arr_minor or 0)
-    mrr_start = paid.mrr_start
+    crm_arr = facts.in_reporting([(account.currency, int(account.arr_minor or 0))])
+    mrr_start = facts.in_reporting((code, mrr[0]) for code, mrr in paid.mrr.items())
+    mrr_end = facts.in_reporting((code, mrr[1]) for code, mrr in paid.mrr.items())
     if paid.alive_start and not paid.alive_end and not mrr_start:
         mrr_start = round(crm_arr / 12)  # billing keeps no MRR on a canceled subscription
     scores_start, scores_end = facts.scores_at_start, facts.scores_at_end
@@ -122,9 +137,9 @@ def account_book(account: Any, facts: PeriodFacts, period: Period) -> AccountBoo
         customer_at_start=customer(start, paid.alive_start),
         customer_at_end=customer(end, paid.alive_end),
         arr_at_start=crm_arr if money is None else _arr(mrr_start, currency),
-        arr_at_end=crm_arr if money is None else _arr(paid.mrr_end, currency),
+        arr_at_end=crm_arr if money is None else _arr(mrr_end, currency),
         mrr_at_start=mrr_start,
-        mrr_at_end=paid.mrr_end,
+        mrr_at_end=mrr_end,
         score_at_start=scores_start.get(account.id, (None, None))[0],
         score_at_end=scores_end.get(account.id, (None, None))[0],
         band_at_end=scores_end.get(account.id, (None, None))[1],

@@ -32,6 +32,7 @@ from store.models import (
     Team,
     UsageSnapshot,
 )
+from store.money import normalise_currency
 
 __all__ = [
     "SENTIMENT_WINDOW",
@@ -69,14 +70,13 @@ class Person:
 
 @dataclass
 class Billing:
-    """An account's MRR and alive subscriptions at the start and the end, and the
-    currencies of that MRR."""
+    """An account's alive subscriptions at the start and the end, and its MRR then in each
+    currency it is billed in (minor units of that currency, unconverted)."""
 
-    mrr_start: int = 0
-    mrr_end: int = 0
     alive_start: int = 0
     alive_end: int = 0
-    currencies: set[str] = field(default_factory=set)
+    mrr: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Currency -> (MRR at the start, MRR at the end); currencies with MRR only."""
 
 
 def _existed(start: datetime, end: datetime) -> ColumnElement[bool]:
@@ -123,7 +123,8 @@ def accounts(session: Session, start: datetime, end: datetime) -> list[Any]:
 
 
 def billing(session: Session, start: datetime, end: datetime) -> dict[int, Billing]:
-    """Per account with subscriptions: MRR and alive subscriptions at the start and end."""
+    """Per account with subscriptions: MRR by currency and alive subscriptions at the start
+    and the end (summed per account and currency here; converted by the caller)."""
     mrr = col(Subscription.mrr_minor)
     stmt = (
         select(
@@ -140,12 +141,12 @@ def billing(session: Session, start: datetime, end: datetime) -> dict[int, Billi
     by_account: dict[int, Billing] = defaultdict(Billing)
     for account_id, currency, mrr_start, mrr_end, alive_start, alive_end in _rows(session, stmt):
         row = by_account[account_id]
-        row.mrr_start += int(mrr_start or 0)
-        row.mrr_end += int(mrr_end or 0)
         row.alive_start += int(alive_start or 0)
         row.alive_end += int(alive_end or 0)
         if mrr_start or mrr_end:
-            row.currencies.add((currency or "USD").upper())
+            code = normalise_currency(currency)
+            before, after = row.mrr.get(code, (0, 0))
+            row.mrr[code] = (before + int(mrr_start or 0), after + int(mrr_end or 0))
     return dict(by_account)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -24,7 +23,7 @@ from scoring.team.figures import (
     PeriodFacts,
     account_book,
     book_figures,
-    report_currency,
+    missing_currencies,
 )
 from scoring.team.periods import Period
 from scoring.team.queries import Person, TeamKey
@@ -38,6 +37,7 @@ from scoring.team.results import (
     TeamReportError,
 )
 from store.models import Team
+from store.money import Rates
 
 __all__ = ["RENEWAL_KINDS", "team_report"]
 
@@ -87,14 +87,12 @@ def _chosen(groups: list[_Group], teams: dict[TeamKey, Team], wanted: str | None
     return chosen
 
 
-def _facts(
-    session: Session, period: Period, accounts: list[Any], kinds: Sequence[str]
-) -> PeriodFacts:
+def _facts(session: Session, period: Period, kinds: Sequence[str], rates: Rates) -> PeriodFacts:
     start, end = cutoff(period.opening_day), cutoff(period.end)
-    billing = queries.billing(session, start, end)
     return PeriodFacts(
-        currency=report_currency(accounts, billing),
-        billing=billing,
+        rates=rates,
+        day=period.end,
+        billing=queries.billing(session, start, end),
         scores_at_start=queries.latest_scores(session, period.opening_day),
         scores_at_end=queries.latest_scores(session, period.end),
         fresh_sentiment=queries.fresh_sentiment(session, end),
@@ -109,16 +107,20 @@ def team_report(
     *,
     team: str | None = None,
     renewal_kinds: Sequence[str] = RENEWAL_KINDS,
+    rates: Rates | None = None,
 ) -> TeamReport:
     """Each CSM's and each team's figures over `period` (one team's with `team`, a name).
 
-    A fixed handful of queries, whatever the size of the book.
+    Money is in `rates.reporting` (USD without `rates`), converted at the rates of the
+    period's last day; amounts in currencies without a rate are left out and named in
+    `missing_rates`. A fixed handful of queries, whatever the size of the book.
     """
+    rates = rates or Rates()
     start, end = cutoff(period.opening_day), cutoff(period.end)
     with Session(engine) as session:
         people, teams = queries.people(session, end)
         accounts = queries.accounts(session, start, end)
-        facts = _facts(session, period, accounts, renewal_kinds)
+        facts = _facts(session, period, renewal_kinds, rates)
         alerts, tasks = queries.alerts(session, start, end), queries.tasks(session, period)
     books: dict[str, list[AccountBook]] = defaultdict(list)
     for account in accounts:
@@ -163,4 +165,5 @@ def team_report(
         accounts=len(accounts),
         teams=performances,
         total=figures(k for g in chosen for k in g.members),
+        missing_rates=missing_currencies(accounts, facts.billing, rates),
     )

@@ -27,7 +27,7 @@ NO_TEAM = "(no team)"
 
 
 class TeamReportError(ValueError):
-    """A report that cannot be made as asked: an unknown team, mixed currencies."""
+    """A report that cannot be made as asked: an unknown team."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class BookFigures:
     """The figures of one book (a CSM's, a team's, everyone's); see the `scoring.team`
     docstring.
 
-    Money is minor units of the report's currency; rates are floats rounded to 4 places,
+    Money is minor units of the report's (reporting) currency; rates are floats rounded to 4 places,
     health to one decimal; `None` is undefined (nothing to measure), never zero.
     """
 
@@ -99,10 +99,13 @@ class TeamPerformance:
 @dataclass(frozen=True)
 class TeamReport:
     """Every team's performance over `period`; `accounts` counts the accounts that existed
-    during it (zero: the store has nothing to report on)."""
+    during it (zero: the store has nothing to report on). Money is in `currency`, the
+    reporting currency; `missing_rates` names the currencies it has no exchange rate for,
+    whose amounts are left out (the money figures are then partial)."""
 
     period: Period
     currency: str
     accounts: int
     teams: tuple[TeamPerformance, ...]
     total: BookFigures
+    missing_rates: tuple[str, ...] = ()

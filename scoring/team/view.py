@@ -1,7 +1,8 @@
 """A team report on the terminal: one Rich table, a row per CSM under its team's name.
 
 Money is shown in thousands or millions of the report's currency, rates as percentages,
-undefined figures as "-". The JSON form is the report's dataclasses as they are.
+undefined figures as "-"; a line under the table names the currencies left out for want of
+an exchange rate. The JSON form is the report's dataclasses as they are.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from scoring.team.results import UNOWNED, BookFigures, TeamReport
+from store.money import missing_rates_note
 
 __all__ = ["COLUMNS", "print_team_report"]
 
@@ -99,3 +101,6 @@ def print_team_report(console: Console, report: TeamReport) -> None:
         table.add_row(*_cells("  total", team.total), style="bold", end_section=True)
     table.add_row(*map(escape, _cells("All", report.total)), style="bold")
     console.print(table)
+    if report.missing_rates:
+        note = missing_rates_note(report.missing_rates, report.currency)
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False, soft_wrap=True)

@@ -37,10 +37,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import Engine, event
 from sqlmodel import Session
 from typer.testing import CliRunner
@@ -56,6 +59,7 @@ from scoring.team import (
     choose_period,
     last_complete_quarter,
     parse_period,
+    print_team_report,
     team_report,
 )
 from store import make_engine, session_scope
@@ -71,6 +75,7 @@ from store.models import (
     Team,
     UsageSnapshot,
 )
+from store.money import ExchangeRate, Rates
 
 Q3 = parse_period("2026-Q3")
 OLD = datetime(2024, 1, 10, tzinfo=UTC)
@@ -550,13 +555,61 @@ def test_csms_without_a_known_team(engine: Engine) -> None:
     assert (total.tasks_due, total.tasks_on_time) == (1, 1)
 
 
-def test_mixed_currencies_are_refused(engine: Engine) -> None:
+def _mixed_book(engine: Engine) -> None:
+    """EUR and USD: 1,000.00 EUR of CRM ARR, 100 EUR and 100 USD of MRR, and 50 EUR of MRR
+    that churned in the quarter."""
     with session_scope(engine) as s:
         book = Book(s)
-        book.sub(book.account("Euro", None), 100, currency="EUR")
-        book.sub(book.account("Dollar", None), 100)
-    with pytest.raises(TeamReportError, match="several currencies \\(EUR, USD\\)"):
-        team_report(engine, Q3)
+        book.account("Euro CRM", ANA, arr_minor=1_000_00, currency="EUR")
+        book.sub(book.account("Euro", ANA), 100, currency="EUR")
+        book.sub(book.account("Dollar", ANA), 100)
+        gone = book.account("Euro gone", ANA)
+        book.sub(gone, 50, currency="EUR", ended_at=at("2026-08-15"))
+        s.add(Csm(source="crm", external_id="c1", email=ANA, name="Ana"))
+
+
+def _eur_rates(**more: str) -> Rates:
+    rates = {"EUR": "1.10", **more}
+    return Rates("USD", [ExchangeRate(c, date(2026, 1, 1), Decimal(r)) for c, r in rates.items()])
+
+
+def test_mixed_currencies_are_converted(engine: Engine) -> None:
+    _mixed_book(engine)
+    report = team_report(engine, Q3, rates=_eur_rates())
+    total = report.total
+    assert (report.currency, report.missing_rates) == ("USD", ())
+    # 1,000.00 EUR at 1.10 counts 1,100.00 USD; 12 x 100 EUR 1,320.00; 12 x 100 USD 1,200.00
+    assert (total.logos, total.arr_minor) == (3, 3_620_00)
+    assert total.mrr_at_start_minor == 110_00 + 100_00 + 55_00
+    assert (total.churned_logos, total.churned_arr_minor) == (1, 660_00)
+    assert (total.grr, total.nrr) == (0.7925, 0.7925)
+    assert report.teams[0].csms[0].figures == total
+
+
+def test_a_rate_dated_after_the_period_still_converts(engine: Engine) -> None:
+    _mixed_book(engine)
+    later = Rates("USD", [ExchangeRate("EUR", date(2027, 1, 1), Decimal("1.10"))])
+    assert team_report(engine, Q3, rates=later).total.arr_minor == 3_620_00
+
+
+def test_reporting_in_eur(engine: Engine) -> None:
+    _mixed_book(engine)
+    rates = Rates("EUR", [ExchangeRate("USD", date(2026, 1, 1), Decimal("0.8"))])
+    report = team_report(engine, Q3, rates=rates)
+    assert (report.currency, report.missing_rates) == ("EUR", ())
+    assert report.total.arr_minor == 1_000_00 + 1_200_00 + 960_00
+    assert report.total.churned_arr_minor == 600_00
+
+
+def test_a_currency_without_a_rate_is_left_out_and_named(engine: Engine) -> None:
+    _mixed_book(engine)
+    report = team_report(engine, Q3)  # USD, and no rates at all
+    assert (report.currency, report.missing_rates) == ("USD", ("EUR",))
+    assert (report.total.logos, report.total.arr_minor) == (3, 1_200_00)
+    console = Console(width=200, record=True)
+    print_team_report(console, report)
+    [note] = [line for line in console.export_text().splitlines() if "EUR" in line]
+    assert note.startswith("partial: amounts in EUR are left out (no exchange rate to USD)")
 
 
 def test_an_empty_store(engine: Engine) -> None:
@@ -622,6 +675,40 @@ def test_team_command(sqlite_url: str) -> None:
     unknown = runner.invoke(app, ["team", "--team", "Sales"], env=env)
     assert unknown.exit_code == 1
     assert "no team is named 'Sales'" in unknown.stderr
+
+
+def test_team_command_in_the_reporting_currency(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url)
+    _mixed_book(engine)
+    engine.dispose()
+    runner, rates = CliRunner(), tmp_path / "rates.csv"
+    rates.write_text("date,currency,rate\n2026-01-01,EUR,1.10\n")
+    env = {"DATABASE_URL": sqlite_url, "COLUMNS": "220", "EXCHANGE_RATES_FILE": str(rates)}
+    shown = runner.invoke(app, ["team", "--period", "2026-Q3", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.stdout)
+    assert (data["currency"], data["total"]["arr_minor"], data["missing_rates"]) == (
+        "USD",
+        3_620_00,
+        [],
+    )
+    rates.write_text("date,currency,rate\n2026-01-01,USD,0.8\n")
+    in_eur = runner.invoke(
+        app, ["team", "--period", "2026-Q3"], env=env | {"REPORTING_CURRENCY": "eur"}
+    )
+    assert in_eur.exit_code == 0, in_eur.output
+    assert "money in EUR" in in_eur.stdout
+    assert "3.2k" in in_eur.stdout  # 1,000 + 1,200 + 960 EUR
+    missing = runner.invoke(app, ["team", "--period", "2026-Q3", "--json"], env=env)
+    assert missing.exit_code == 0, missing.output
+    assert json.loads(missing.stdout)["missing_rates"] == ["EUR"]
+    [line] = missing.stderr.strip().splitlines()
+    assert line.startswith("partial: amounts in EUR are left out (no exchange rate to USD)")
+    rates.write_text("date,currency,rate\n2026-01-01,EUR,lots\n")
+    broken = runner.invoke(app, ["team", "--period", "2026-Q3"], env=env)
+    assert broken.exit_code == 1
+    [line] = broken.stderr.strip().splitlines()
+    assert "rates.csv, line 2: rate 'lots' is not a number" in line
 
 
 def test_report_is_frozen() -> None:
