@@ -1,8 +1,11 @@
-"""A drop folder: files of accounts, tickets, subscriptions, usage or surveys, read as they land.
+"""A drop folder: files of accounts, tickets, subscriptions, invoices, usage or surveys, read as
+they land.
 
 For exports that arrive by SFTP, a shared drive or a nightly job: each file goes into
 `FOLDER__PATH` named after its kind (`tickets-2026-11.csv`, `surveys_nps.jsonl`; `.csv`,
-`.jsonl` or `.ndjson`), with the columns of `health-agent import` (see `connectors/files.py`).
+`.jsonl` or `.ndjson`), with the columns of `health-agent import` (see `connectors/files.py`):
+a usage file may be weekly snapshots or long-form metrics, an accounts file's extra columns
+are traits (typed over the whole file, as of its `as_of` column or the time it is read).
 Each kind is a stream and each file one page, oldest first: its rows are mapped and
 committed, then the file moves to `processed/` (the stream's cursor names it). A file that
 cannot be read as its kind (a missing column, say) moves to `rejected/` beside a
@@ -26,7 +29,7 @@ from typing import Any
 
 from connectors.base import Connector, CursorKind, Json, Page, Request, StreamSpec
 from connectors.errors import FatalError
-from connectors.files import KINDS, map_file_row, read_rows
+from connectors.files import KINDS, map_file_row, prepare_rows, read_rows
 from connectors.paginators import Paginator
 from settings import ConfigError, Settings
 
@@ -116,7 +119,7 @@ class DropFolder:
         following = files[1].name if len(files) > 1 else None
         try:
             data = path.read_bytes()
-            rows = read_rows(kind, path)
+            rows = prepare_rows(kind, read_rows(kind, path))
         except (OSError, FatalError) as exc:  # moved aside by the cursor step, not here
             reason = str(exc) if isinstance(exc, FatalError) else f"cannot read it ({exc})"
             return {"rows": [], "file": path.name, "rejected": reason, "next": following}

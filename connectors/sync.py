@@ -45,6 +45,7 @@ from connectors.base import (
     validate_record,
 )
 from connectors.errors import AuthError, FatalError, MappingError, SyncError, scrub
+from connectors.trait_records import PendingTrait, is_trait_record, write_trait_records
 from logs import bind_log_context, log_scope
 from store.db import session_scope
 from store.models import QuarantinedRecord, SyncRun, SyncState
@@ -162,6 +163,8 @@ class SyncSummary:
 @dataclass
 class _MappedPage:
     records: list[Record] = field(default_factory=list)
+    traits: list[PendingTrait] = field(default_factory=list)
+    """Trait values, written after the rows (see `connectors.trait_records`)."""
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     mapped_keys: list[str] = field(default_factory=list)
     skipped: int = 0
@@ -176,7 +179,8 @@ def map_records(source: str, spec: StreamSpec, raw: Sequence[Json]) -> _MappedPa
             rows = spec.mapper(item)
             stamped = [_stamp(source, rec) for rec in rows]
             for rec in stamped:
-                validate_record(rec)
+                if not is_trait_record(rec):
+                    validate_record(rec)
         except _SHAPE_ERRORS as exc:
             reason = str(exc) if isinstance(exc, MappingError) else f"{type(exc).__name__}: {exc}"
             page.quarantine.append({"record_key": key, "payload": item, "reason": reason[:1000]})
@@ -184,7 +188,11 @@ def map_records(source: str, spec: StreamSpec, raw: Sequence[Json]) -> _MappedPa
         if not stamped:
             page.skipped += 1
             continue
-        page.records.extend(stamped)
+        for rec in stamped:
+            if is_trait_record(rec):
+                page.traits.append(PendingTrait(key, item, rec))
+            else:
+                page.records.append(rec)
         page.mapped_keys.append(key)
     return page
 
@@ -223,6 +231,11 @@ def write_page(
     session: Session, source: str, stream: str, page: _MappedPage, now: datetime
 ) -> None:
     _upsert_records(session, page.records)
+    if page.traits:
+        unplaced = write_trait_records(session, page.traits, now)
+        keys = {q["record_key"] for q in unplaced}
+        page.mapped_keys = [k for k in page.mapped_keys if k not in keys]
+        page.quarantine.extend(unplaced)
     if page.quarantine:
         base = {"source": source, "stream": stream, "resolved_at": None}
         rows = [{**base, **q} for q in page.quarantine]

@@ -178,6 +178,7 @@ def test_the_folder_is_a_source_like_any_other(
         "accounts",
         "tickets",
         "subscriptions",
+        "invoices",
         "usage",
         "surveys",
     ]
