@@ -20,7 +20,18 @@ from sqlmodel import Session, SQLModel, col
 
 from scoring.measures import MEASURES
 from scoring.scorecard import RESERVED_NAMES
-from store.models import HealthScore, SyncRun
+from store.models import (
+    AccountTrait,
+    HealthScore,
+    Invoice,
+    SentimentEntry,
+    Subscription,
+    SurveyResponse,
+    SyncRun,
+    Ticket,
+    UsageMetric,
+    UsageSnapshot,
+)
 from store.types import UTCDateTime, utcnow
 
 __all__ = [
@@ -29,6 +40,7 @@ __all__ = [
     "SourceState",
     "StaleAfter",
     "measure_lines",
+    "reads_of",
     "stale_measures",
 ]
 
@@ -133,18 +145,19 @@ def _freshness(
     session: Session,
     account_id: int,
     measure: str,
-    details: dict[str, Any],
+    entry: Mapping[str, Any],
     states: dict[str, SourceState],
     now: datetime,
 ) -> tuple[str, bool]:
-    spec = MEASURES.get(measure)
-    if spec is None or not spec.reads:  # CSM input: as fresh as its latest entry
+    details = entry.get("details") or {}
+    reads = reads_of(measure, entry)
+    if not reads:  # CSM input: as fresh as its latest entry
         days = details.get("days_ago")
         if days is None:
             return "no entry", False
         stale = int(days) > SENTIMENT_STALE_DAYS
         return f"entry {days} d old" + (": STALE" if stale else ""), stale
-    sources = _sources_of(session, account_id, spec.reads)
+    sources = _sources_of(session, account_id, reads)
     if not sources:
         return "no data from any source", False
     parts, stale = [], False
@@ -172,22 +185,45 @@ def _why_stale(source: str, state: SourceState, now: datetime) -> str:
     return f"{source} last synced {_ago(state.last_success, now)}"
 
 
-def _measures_read(components: Mapping[str, Any]) -> list[str]:
-    """The measures of a score that had data and read synced tables."""
+_TABLES: dict[str, type[SQLModel]] = {
+    model.__tablename__: model
+    for model in (
+        AccountTrait,
+        Invoice,
+        SentimentEntry,
+        Subscription,
+        SurveyResponse,
+        Ticket,
+        UsageMetric,
+        UsageSnapshot,
+    )
+}
+
+
+def reads_of(measure: str, entry: Mapping[str, Any]) -> tuple[type[SQLModel], ...]:
+    """The tables a stored measure read: a preset's from its spec, a declared measure's
+    from the names its score recorded (`reads`)."""
+    spec = MEASURES.get(measure)
+    if spec is not None:
+        return spec.reads
+    names = entry.get("reads") or ()
+    return tuple(_TABLES[name] for name in names if isinstance(name, str) and name in _TABLES)
+
+
+def _measures_read(components: Mapping[str, Any]) -> list[tuple[str, tuple[type[SQLModel], ...]]]:
+    """The measures of a score that had data and read synced tables, with those tables."""
     names = []
     for cname, comp in components.items():
         measures = comp.get("measures") if isinstance(comp, Mapping) else None
         if cname in RESERVED_NAMES or not isinstance(measures, Mapping):
             continue
         for mname, entry in measures.items():
-            spec = MEASURES.get(mname)
             if (
-                spec
-                and spec.reads
-                and isinstance(entry, Mapping)
+                isinstance(entry, Mapping)
+                and reads_of(mname, entry)
                 and entry.get("value") is not None
             ):
-                names.append(mname)
+                names.append((mname, reads_of(mname, entry)))
     return names
 
 
@@ -211,7 +247,7 @@ def stale_measures(
     if not stale or not scores:
         return {}
     read = {account_id: _measures_read(components) for account_id, components in scores.items()}
-    tables = {t for names in read.values() for name in names for t in MEASURES[name].reads}
+    tables = {t for pairs in read.values() for _name, reads in pairs for t in reads}
     held: dict[tuple[str, int], set[str]] = {}  # (table, account) -> stale sources there
     ids = sorted(account_id for account_id, names in read.items() if names)
     for model in sorted(tables, key=lambda m: m.__name__):
@@ -228,11 +264,9 @@ def stale_measures(
             for account_id, source in session.execute(stmt).all():
                 held.setdefault((model.__name__, account_id), set()).add(source)
     flagged: dict[int, list[str]] = {}
-    for account_id, names in read.items():
-        for name in names:
-            sources = sorted(
-                {s for m in MEASURES[name].reads for s in held.get((m.__name__, account_id), ())}
-            )
+    for account_id, pairs in read.items():
+        for name, reads in pairs:
+            sources = sorted({s for m in reads for s in held.get((m.__name__, account_id), ())})
             if sources:
                 why = "; ".join(_why_stale(s, stale[s], now) for s in sources)
                 flagged.setdefault(account_id, []).append(f"{name} ({why})")
@@ -268,9 +302,7 @@ def measure_lines(
         for mname, entry in (comp.get("measures") or {}).items():
             score = entry.get("score")
             weight = float(entry.get("effective_weight") or 0.0)
-            data, stale = _freshness(
-                session, latest.account_id, mname, entry.get("details") or {}, states, now
-            )
+            data, stale = _freshness(session, latest.account_id, mname, entry, states, now)
             old = before.get((cname, mname))
             lines.append(
                 MeasureLine(

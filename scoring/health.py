@@ -135,6 +135,8 @@ def compute_score(
                 "score": None,
                 "weight": measure.weight / m_total,
             }
+            if measure.signal is not None:
+                entry["reads"] = [table.__tablename__ for table in measure.signal.reads()]
             if measure.name in faded:
                 entry["freshness"] = round(faded[measure.name], 3)
             if reading is not None:

@@ -54,6 +54,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, SQLModel, col
 
+from scoring.words import ago, change, plural
 from store.models import Invoice, SentimentEntry, Subscription, SurveyResponse, Ticket
 from store.models import UsageSnapshot as Usage
 
@@ -88,19 +89,6 @@ def cutoff(as_of: date) -> datetime:
 
 def _rows(session: Session, stmt: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
     return session.connection().execute(stmt).all()
-
-
-def _plural(count: int) -> str:
-    return "" if count == 1 else "s"
-
-
-def _ago(days: int) -> str:
-    return "today" if days <= 0 else "yesterday" if days == 1 else f"{days} days ago"
-
-
-def _change(ratio: float) -> str:
-    percent = round((ratio - 1) * 100)
-    return "unchanged" if percent == 0 else f"{'up' if percent > 0 else 'down'} {abs(percent)}%"
 
 
 # ---- support ---------------------------------------------------------------------------
@@ -140,7 +128,7 @@ def _ticket_load(session: Session, as_of: date) -> dict[str, Readings]:
         ratio = int(recent) / max(baseline, 1.0)
         details = {"recent": int(recent), "baseline": round(baseline, 1)}
         volume[account_id] = Reading(round(ratio, 2), details)
-        urgent[account_id] = Reading(float(count), {"count": int(count), "s": _plural(int(count))})
+        urgent[account_id] = Reading(float(count), {"count": int(count), "s": plural(int(count))})
     return {"ticket_volume": volume, "urgent_open_tickets": urgent}
 
 
@@ -294,7 +282,7 @@ def _subscriptions(session: Session, as_of: date) -> dict[str, Readings]:
             states[account_id] = Reading(state, {"state": STATE_WORDS[state]})
         if before and int(before) > 0:
             ratio = int(now) / int(before)
-            details = {"change": _change(ratio), "mrr_minor": int(now), "before_minor": int(before)}
+            details = {"change": change(ratio), "mrr_minor": int(now), "before_minor": int(before)}
             trends[account_id] = Reading(round(ratio, 3), details)
     return {"subscription_state": states, "mrr_trend": trends}
 
@@ -323,9 +311,9 @@ def failed_payments(session: Session, as_of: date) -> Readings:
         days = (as_of - latest.date()).days if latest is not None else None
         details = {
             "count": int(count),
-            "s": _plural(int(count)),
+            "s": plural(int(count)),
             "days_ago": days,
-            "ago": _ago(days) if days is not None else "never",
+            "ago": ago(days) if days is not None else "never",
         }
         readings[account_id] = Reading(float(count), details)
     return readings
@@ -420,7 +408,7 @@ def _usage(session: Session, as_of: date) -> dict[str, Readings]:
         recent_mean, prior_mean = int(recent) / recent_weeks, int(prior) / prior_weeks
         ratio = recent_mean / prior_mean
         details = {
-            "change": _change(ratio),
+            "change": change(ratio),
             "recent_mean": round(recent_mean, 1),
             "prior_mean": round(prior_mean, 1),
         }
@@ -473,7 +461,7 @@ def csm_sentiment(session: Session, as_of: date) -> Readings:
     readings: Readings = {}
     for account_id, sentiment, note, recorded_at in _rows(session, stmt):
         days = (as_of - recorded_at.date()).days
-        details = {"note": f": {note}" if note else "", "ago": _ago(days), "days_ago": days}
+        details = {"note": f": {note}" if note else "", "ago": ago(days), "days_ago": days}
         readings[account_id] = Reading(sentiment, details)
     return readings
 

@@ -57,6 +57,7 @@ from pydantic import (
 )
 
 from scoring.measures import MEASURES
+from scoring.signals.spec import SIGNAL_KINDS, Signal, SignalBase, TraitSignal, signal_kind
 from scoring.toml_lines import line_of
 
 __all__ = [
@@ -164,13 +165,23 @@ class ThresholdNormalisation(_Strict):
 
 
 class CategoryNormalisation(_Strict):
-    """A score per category word (a subscription state, a CSM's green/yellow/red)."""
+    """A score per category word (a subscription state, a CSM's green/yellow/red, a
+    contract type); `otherwise` scores words not listed, which are otherwise missing data."""
 
     kind: Literal["categories"]
-    scores: dict[str, Annotated[float, Field(ge=0, le=100)]]
+    scores: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(min_length=1)
+    otherwise: float | None = Field(default=None, ge=0, le=100)
+
+    def knows(self, word: str) -> bool:
+        return word in self.scores or self.otherwise is not None
 
     def score(self, value: float | str) -> float:
-        return self.scores[str(value)]
+        word = str(value)
+        if word in self.scores:
+            return self.scores[word]
+        if self.otherwise is None:
+            raise KeyError(word)
+        return self.otherwise
 
 
 class PercentileNormalisation(_Strict):
@@ -223,15 +234,40 @@ class Decay(_Strict):
 
 
 class Measure(_Strict):
-    """One measure of a component: which query, its weight, scoring and driver wording."""
+    """One measure of a component: a preset query (`name` alone) or a declared `signal`,
+    its weight, how its value is scored and the driver sentence it reads as."""
 
-    name: str
+    name: str = Field(min_length=1, max_length=100)
     weight: float = Field(gt=0)
     normalise: Normalisation
-    label: str = Field(min_length=1)
+    signal: Signal | None = None
+    """What a declared measure reads (`scoring.signals.spec`); None for a preset."""
+    label: str | None = Field(default=None, min_length=1)
+    """The driver sentence; a declared measure without one says what its signal says."""
     positive_label: str | None = None
     decay: Decay | None = None
     """For dated readings (their details carry `days_ago`): how their weight fades with age."""
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the value is a word scored by `categories` rather than a number."""
+        return isinstance(self.normalise, CategoryNormalisation)
+
+    @property
+    def template(self) -> str:
+        """The driver sentence template used when the measure pulls the score down."""
+        if self.label is not None:
+            return self.label
+        return self.signal.default_label() if self.signal is not None else self.name
+
+    def categories(self) -> tuple[str, ...]:
+        """The words this measure's value can be (empty for a number)."""
+        if self.signal is None:
+            spec = MEASURES.get(self.name)
+            return spec.categories if spec is not None else ()
+        if isinstance(self.normalise, CategoryNormalisation):
+            return tuple(self.normalise.scores)
+        return ()
 
     def freshness(self, details: Mapping[str, Any]) -> float:
         """The share of this measure's weight a reading with these details keeps (0 to 1)."""
@@ -242,27 +278,51 @@ class Measure(_Strict):
 
     @model_validator(mode="after")
     def _fits_the_query(self) -> Measure:
+        if self.signal is not None:
+            return self._fits_the_signal(self.signal)
         spec = MEASURES.get(self.name)
         if spec is None:
-            raise ValueError(f"unknown measure {self.name!r}; known: {', '.join(sorted(MEASURES))}")
+            raise ValueError(
+                f"unknown measure {self.name!r}: name a preset ({', '.join(sorted(MEASURES))}) "
+                "or declare a `signal`"
+            )
+        if self.label is None:
+            raise ValueError(f"{self.name} needs a label (its driver sentence)")
         if spec.categories:
             if not isinstance(self.normalise, CategoryNormalisation):
                 raise ValueError(f"{self.name} takes a categories normalisation")
             missing = sorted(set(spec.categories) - set(self.normalise.scores))
-            if missing:
+            if missing and self.normalise.otherwise is None:
                 raise ValueError(f"categories normalisation lacks {', '.join(missing)}")
         elif isinstance(self.normalise, CategoryNormalisation):
             raise ValueError(f"{self.name} is a number: use a linear or thresholds normalisation")
-        for template in (self.label, self.positive_label):
+        self._check_labels(spec.example_value, spec.example_details)
+        return self
+
+    def _fits_the_signal(self, signal: SignalBase) -> Measure:
+        if self.name in MEASURES:
+            raise ValueError(
+                f"{self.name!r} is a preset measure: give a declared measure a name of its own"
+            )
+        if self.categorical and not isinstance(signal, TraitSignal):
+            raise ValueError(
+                f"a {signal_kind(signal)} signal is a number: use a linear, thresholds or "
+                "percentile normalisation"
+            )
+        details = signal.example_details()
+        self._check_labels(signal.example_value(self.categorical), details)
+        return self
+
+    def _check_labels(self, value: float | str, details: Mapping[str, Any]) -> None:
+        for template in (self.template, self.positive_label):
             if template is not None:
                 try:
-                    template.format(value=spec.example_value, **spec.example_details)
-                except (KeyError, IndexError, ValueError) as exc:
+                    template.format(value=value, **details)
+                except (KeyError, IndexError, ValueError, AttributeError) as exc:
                     raise ValueError(
                         f"label {template!r} does not fit {self.name} "
-                        f"(available: value, {', '.join(spec.example_details)}): {exc!r}"
+                        f"(available: value, {', '.join(details)}): {exc!r}"
                     ) from None
-        return self
 
     def score(self, value: float | str, details: Mapping[str, Any] | None = None) -> float:
         """The 0-100 score of a reading; a percentile reads the rank `peers.py` added."""
@@ -273,9 +333,15 @@ class Measure(_Strict):
             return float(rank)
         return self.normalise.score(value)
 
+    def scores_value(self, value: float | str) -> bool:
+        """Whether a reading of this value can be scored (a listed word, or `otherwise`)."""
+        if isinstance(self.normalise, CategoryNormalisation):
+            return self.normalise.knows(str(value))
+        return not isinstance(value, str)
+
     def describe(self, value: float | str, details: Mapping[str, Any], *, positive: bool) -> str:
         """The driver sentence for this measure's value."""
-        template = self.positive_label if positive and self.positive_label else self.label
+        template = self.positive_label if positive and self.positive_label else self.template
         return template.format(value=value, **details)
 
 
@@ -447,11 +513,12 @@ class Scorecard(_Strict):
             known = ", ".join(sorted(names))
             return f"unknown measure {condition.measure!r}; this scorecard has: {known}"
         if condition.value_in is not None:
-            categories = MEASURES[condition.measure].categories
+            measure = self.find_measure(str(condition.measure))[1]
+            categories = measure.categories()
             if not categories:
                 return f"{condition.measure} is a number: test it with score_at_most"
             unknown = sorted(set(condition.value_in) - set(categories))
-            if unknown:
+            if unknown and measure.signal is None:
                 return (
                     f"{condition.measure} is never {', '.join(map(repr, unknown))}; "
                     f"its values: {', '.join(categories)}"
@@ -481,7 +548,7 @@ def _file_path(loc: tuple[int | str, ...]) -> list[int | str]:
         for part in loc
         if isinstance(part, int)
         or not (
-            part in ("linear", "thresholds", "categories", "percentile")
+            part in ("linear", "thresholds", "categories", "percentile", *SIGNAL_KINDS)
             or part.startswith("function-")
         )
     ]
