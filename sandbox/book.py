@@ -3,9 +3,11 @@
 Three CS teams own about 300 customer accounts. Each account exists in the CRM (HubSpot
 company and deals), the helpdesk (Zendesk organization, tickets, satisfaction ratings),
 billing (Stripe customer, subscription, invoices, events) and product usage (weekly
-active users), and the records agree with each other because they are rendered from one
-hidden profile per account. Everything is relative to `today`; the same seed and day give
-an identical book.
+active users, and per-feature usage in long form), and the records agree with each other
+because they are rendered from one hidden profile per account. Surveys (NPS, post-ticket
+CSAT) and CRM traits (contract type, payment method, plan, onboarding) lean on the same
+profile: churn is somewhat predictable from them, never given away (`gen_traits`).
+Everything is relative to `today`; the same seed and day give an identical book.
 
 Five planted stories (`Book.stories`, name -> HubSpot company id) give the health score
 something to find:
@@ -25,8 +27,11 @@ from datetime import UTC, date, datetime
 from sandbox.gen_accounts import make_owners, make_profiles, make_timeline
 from sandbox.gen_billing import make_billing
 from sandbox.gen_crm import make_companies, make_deals
+from sandbox.gen_features import make_metrics
 from sandbox.gen_signals import make_sentiments, make_usage
 from sandbox.gen_support import make_support
+from sandbox.gen_surveys import make_surveys
+from sandbox.gen_traits import make_traits, trait_changes
 from sandbox.records import (
     Book,
     Company,
@@ -35,14 +40,17 @@ from sandbox.records import (
     Deal,
     Event,
     Invoice,
+    MetricValue,
     Organization,
     Owner,
     Price,
     SatisfactionRating,
     Sentiment,
     Subscription,
+    SurveyAnswer,
     Team,
     Ticket,
+    TraitChange,
     UsageWeek,
     ZendeskUser,
 )
@@ -56,14 +64,17 @@ __all__ = [
     "Deal",
     "Event",
     "Invoice",
+    "MetricValue",
     "Organization",
     "Owner",
     "Price",
     "SatisfactionRating",
     "Sentiment",
     "Subscription",
+    "SurveyAnswer",
     "Team",
     "Ticket",
+    "TraitChange",
     "UsageWeek",
     "ZendeskUser",
     "generate_book",
@@ -104,6 +115,8 @@ def generate_book(seed: int = 7, accounts: int = 300, today: date | None = None)
         for created, eid, kind, obj, prev in billing.events
     )
     stories = {p.story: p.company_id for p in profiles if p.story is not None}
+    usage = make_usage(seed, tl, profiles)
+    traits = make_traits(seed, tl, profiles)
     return Book(
         seed=seed,
         today=day,
@@ -122,8 +135,13 @@ def generate_book(seed: int = 7, accounts: int = 300, today: date | None = None)
         subscriptions=tuple(billing.subscriptions),
         invoices=tuple(billing.invoices),
         events=events,
-        usage=make_usage(seed, tl, profiles),
+        usage=usage,
         sentiments=sentiments,
         stories=dict(sorted(stories.items())),
         story_descriptions=dict(STORY_DESCRIPTIONS),
+        metrics=make_metrics(seed, tl, profiles, traits, usage),
+        surveys=make_surveys(
+            seed, tl, profiles, support.organizations, support.users, support.tickets
+        ),
+        traits=trait_changes(profiles, traits),
     )

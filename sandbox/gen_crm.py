@@ -7,12 +7,14 @@ most 180 days away. A churned account's last renewal is closed-lost on the day i
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, time, timedelta
 from typing import NamedTuple
 
 from sandbox.gen_accounts import Profile, Timeline, add_months, rng
 from sandbox.gen_billing import arr_dollars
+from sandbox.gen_traits import fragility
 from sandbox.records import Company, Deal, Sentiment
 
 __all__ = ["make_companies", "make_deals"]
@@ -35,6 +37,14 @@ _OPEN_STAGES = (
     (999, "appointmentscheduled"),
 )
 _ARCHIVED = (("Quill Stationery", "quill-stationery.test"), ("Vapor Outdoor", "vapor-outdoor.test"))
+
+
+def _employees(drawn: int, segment: str, fragility: float) -> int:
+    """A uniform draw of the segment's range, bent towards its small end for fragile
+    accounts (small companies churn more) and towards its large end for sturdy ones."""
+    lo, hi = _EMPLOYEES[segment]
+    share = math.pow((drawn - lo) / (hi - lo), math.exp(0.8 * fragility))
+    return lo + round(share * (hi - lo))
 
 
 def _renewal(p: Profile, tl: Timeline) -> datetime | None:
@@ -61,7 +71,7 @@ def make_companies(
         touched = since + (tl.now - timedelta(minutes=20) - since) * r.random()
         if last is not None:
             touched = max(touched, last.recorded_at + timedelta(seconds=r.randint(1, 600)))
-        employees = r.randint(*_EMPLOYEES[p.segment])
+        employees = _employees(r.randint(*_EMPLOYEES[p.segment]), p.segment, fragility(seed, p))
         stage = (
             "other"
             if p.churned_at

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 __all__ = [
     "Book",
@@ -19,14 +20,17 @@ __all__ = [
     "Deal",
     "Event",
     "Invoice",
+    "MetricValue",
     "Organization",
     "Owner",
     "Price",
     "SatisfactionRating",
     "Sentiment",
     "Subscription",
+    "SurveyAnswer",
     "Team",
     "Ticket",
+    "TraitChange",
     "UsageWeek",
     "ZendeskUser",
 ]
@@ -265,6 +269,55 @@ class UsageWeek:
     licensed_seats: int
 
 
+class MetricValue(NamedTuple):
+    """One product usage metric of one account over the week starting on Monday `day`.
+
+    A named tuple rather than a dataclass: a book holds about a hundred thousand of them.
+    """
+
+    company_id: str
+    domain: str
+    day: date
+    metric: str
+    value: int
+    period_days: int = 7
+
+
+@dataclass(frozen=True)
+class SurveyAnswer:
+    """One survey answer: NPS (0-10) from a contact, or CSAT (1-5) after a ticket.
+
+    `company_id` is the truth; `account_id` is what the survey tool knows of the account
+    (the CRM id for NPS, nothing for the post-ticket CSAT, which knows the domain only).
+    """
+
+    id: str
+    company_id: str
+    account_id: str | None
+    domain: str
+    kind: str
+    score: int
+    scale_max: int
+    responded_at: datetime
+    email: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class TraitChange:
+    """A CRM company property of an account took `value` at `changed_at`.
+
+    The first change of each property is when the account was created; a property with
+    several changes (a plan upgraded or downgraded) is one whose value as of a past day
+    differs from today's.
+    """
+
+    company_id: str
+    name: str
+    value: str
+    changed_at: datetime
+
+
 @dataclass(frozen=True)
 class Sentiment:
     """What a CSM entered about an account: green, yellow or red, with a note."""
@@ -305,6 +358,15 @@ class Book:
     sentiments: tuple[Sentiment, ...]
     stories: dict[str, str] = field(default_factory=dict)
     story_descriptions: dict[str, str] = field(default_factory=dict)
+    metrics: tuple[MetricValue, ...] = ()
+    """Per-feature usage in long form, weekly, oldest week about 13 months ago."""
+    surveys: tuple[SurveyAnswer, ...] = ()
+    traits: tuple[TraitChange, ...] = ()
+    """The history of the companies' custom properties, oldest first per company."""
+
+    def traits_of(self, company_id: str) -> dict[str, str]:
+        """A company's custom properties as they are today."""
+        return {t.name: t.value for t in self.traits if t.company_id == company_id}
 
     def active_companies(self) -> tuple[Company, ...]:
         """Companies that are not archived in the CRM."""
