@@ -147,18 +147,18 @@ def urgent_open_tickets(session: Session, as_of: date) -> Readings:
 
 
 def csat(session: Session, as_of: date) -> Readings:
-    """Share of satisfied CSAT answers in the last 90 days, in percent.
+    """Mean satisfaction of the last 90 days' CSAT answers, as a share of their scale (0-100).
 
-    Survey answers of kind `csat` count as satisfied at 80% of their scale or more (1 of 1,
-    4 of 5). Accounts without survey answers fall back to ticket ratings (good/bad).
+    Each survey answer of kind `csat` counts as its score over its scale (8 of 10 is 80, 4
+    of 5 is 80, 1 of 1 is 100), so the difference between 8, 9 and 10 out of 10 is kept
+    rather than folded into "satisfied or not". Accounts without survey answers fall back
+    to ticket ratings (good is 100, bad is 0: their share of good ratings).
     """
     end = cutoff(as_of)
     start = end - timedelta(days=90)
     surveys = select(
         col(SurveyResponse.account_id).label("account_id"),
-        case(
-            (col(SurveyResponse.score) * 5 >= col(SurveyResponse.scale_max) * 4, 1), else_=0
-        ).label("satisfied"),
+        (col(SurveyResponse.score) * 100.0 / col(SurveyResponse.scale_max)).label("satisfied"),
         literal(1).label("survey"),
     ).where(
         col(SurveyResponse.account_id).is_not(None),
@@ -169,7 +169,7 @@ def csat(session: Session, as_of: date) -> Readings:
     )
     ratings = select(
         col(Ticket.account_id).label("account_id"),
-        case((col(Ticket.satisfaction) == "good", 1), else_=0).label("satisfied"),
+        case((col(Ticket.satisfaction) == "good", 100.0), else_=0.0).label("satisfied"),
         literal(0).label("survey"),
     ).where(
         _TICKET_LIVE,
@@ -181,9 +181,9 @@ def csat(session: Session, as_of: date) -> Readings:
     is_survey = both.c.survey == 1
     stmt = select(
         both.c.account_id,
-        func.sum(case((is_survey, both.c.satisfied), else_=0)),
+        func.sum(case((is_survey, both.c.satisfied), else_=0.0)),
         func.sum(case((is_survey, 1), else_=0)),
-        func.sum(case((is_survey, 0), else_=both.c.satisfied)),
+        func.sum(case((is_survey, 0.0), else_=both.c.satisfied)),
         func.sum(case((is_survey, 0), else_=1)),
     ).group_by(both.c.account_id)
     readings: Readings = {}
@@ -192,7 +192,7 @@ def csat(session: Session, as_of: date) -> Readings:
             (s_good, s_total, "surveys") if s_total else (t_good, t_total, "ticket ratings")
         )
         details = {"ratings": int(total), "source": source}
-        readings[account_id] = Reading(round(100 * int(good) / int(total), 1), details)
+        readings[account_id] = Reading(round(float(good) / int(total), 1), details)
     return readings
 
 

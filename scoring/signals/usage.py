@@ -7,11 +7,12 @@ the periods that start in the N days up to the day scored. The weekly `usage_sna
 rows read as two metrics, `active_users` and `licensed_seats`, so books that deliver the
 weekly shape need nothing else.
 
-Zero or missing: an account *reports usage* when it has any usage row (of any metric)
-known from the 90 days before the day scored. For such an account a metric it did not use
-in the window is a real zero (a sum, a count of active periods, a breadth); an account that
+Zero or missing: an account *reports usage* when it has any long-form usage row (of any
+metric) known from the 90 days before the day scored (for `active_users` and
+`licensed_seats`, any weekly snapshot too). For such an account a metric it did not use in
+the window is a real zero (a sum, a count of active periods, a breadth); an account that
 reports no usage at all has no reading, so a missing feed is never read as an idle
-customer.
+customer; and a metric nobody in the book has in the window reads as missing for all.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def metric_rows(
     metrics: Sequence[str] | None = None,
     prefix: str | None = None,
 ) -> Subquery:
-    """`(account_id, metric, day, value, period_days)` of the known periods of the named metrics (or of
-    those starting with `prefix`) that end from `start` to `as_of`."""
+    """`(account_id, metric, day, value, period_days)` of the known periods of the named
+    metrics (or of those starting with `prefix`) that end from `start` to `as_of`."""
     day = col(UsageMetric.day)
     long_form: Select[Any] = select(  # type: ignore[assignment]  # labelled columns
         col(UsageMetric.account_id).label("account_id"),
@@ -120,25 +121,39 @@ def metric_rows(
     return branches[0].union_all(*branches[1:]).subquery()
 
 
-def reporting_accounts(ctx: SignalContext) -> frozenset[int]:
-    """Accounts with any usage row known from the `REPORTING_DAYS` before the day scored."""
+def reporting_accounts(ctx: SignalContext, metrics: Sequence[str] = ()) -> frozenset[int]:
+    """Accounts with any long-form usage row known from the `REPORTING_DAYS` before the day
+    scored, and, when `metrics` names a weekly snapshot metric, any weekly snapshot."""
+    start, end = ctx.as_of - timedelta(days=REPORTING_DAYS), cutoff(ctx.as_of)
 
-    def read() -> frozenset[int]:
-        start, end = ctx.as_of - timedelta(days=REPORTING_DAYS), cutoff(ctx.as_of)
-        long_form = select(col(UsageMetric.account_id)).where(
-            col(UsageMetric.account_id).is_not(None),
-            col(UsageMetric.recorded_at) < end,
-            col(UsageMetric.day) > start,
+    def long_form() -> frozenset[int]:
+        stmt = (
+            select(col(UsageMetric.account_id))
+            .where(
+                col(UsageMetric.account_id).is_not(None),
+                col(UsageMetric.recorded_at) < end,
+                col(UsageMetric.day) > start,
+            )
+            .distinct()
         )
-        weekly = select(col(UsageSnapshot.account_id)).where(
-            col(UsageSnapshot.account_id).is_not(None),
-            col(UsageSnapshot.recorded_at) < end,
-            col(UsageSnapshot.period_start) > start,
-        )
-        stmt = long_form.union(weekly)
         return frozenset(a for (a,) in ctx.rows(stmt))
 
-    return ctx.cached("usage:reporting", read)
+    def weekly() -> frozenset[int]:
+        stmt = (
+            select(col(UsageSnapshot.account_id))
+            .where(
+                col(UsageSnapshot.account_id).is_not(None),
+                col(UsageSnapshot.recorded_at) < end,
+                col(UsageSnapshot.period_start) > start,
+            )
+            .distinct()
+        )
+        return frozenset(a for (a,) in ctx.rows(stmt))
+
+    accounts = ctx.cached("usage:reporting", long_form)
+    if any(m in SNAPSHOT_METRICS for m in metrics):
+        accounts |= ctx.cached("usage:reporting-weekly", weekly)
+    return accounts
 
 
 def _window_start(as_of: date, days: int) -> date:
@@ -161,9 +176,11 @@ def read_metric(ctx: SignalContext, signal: MetricSignal) -> Readings:
         func.sum(case((inner.c.rn == 1, inner.c.value), else_=0)),
     ).group_by(inner.c.account_id)
     found = {a: rest for a, *rest in ctx.rows(stmt)}
+    if not found:  # nobody has the metric: the book does not hold it (yet)
+        return {}
     readings: Readings = {}
     base = {"metric": signal.metric.replace("_", " "), "window_days": signal.window_days}
-    for account_id in reporting_accounts(ctx) | found.keys():
+    for account_id in reporting_accounts(ctx, [signal.metric]) | found.keys():
         total, periods, top, active, latest = found.get(account_id, (0.0, 0, 0.0, 0, 0.0))
         if signal.agg == "latest" and not periods:
             continue
@@ -195,7 +212,7 @@ def read_breadth(ctx: SignalContext, signal: BreadthSignal) -> Readings:
     for account_id, metric in ctx.rows(stmt):
         used.setdefault(account_id, set()).add(metric)
     every = sorted(signal.metrics_) if signal.metrics_ is not None else _book_metrics(ctx, signal)
-    if not every:
+    if not every or not used:
         return {}
     readings: Readings = {}
     for account_id in reporting_accounts(ctx) | used.keys():
@@ -289,8 +306,10 @@ def read_recency_metric(ctx: SignalContext, signal: RecencySignal) -> Readings:
         .group_by(rows.c.account_id)
     )
     last = {account_id: day for account_id, day in ctx.rows(stmt)}
+    if not last:
+        return {}
     readings: Readings = {}
-    for account_id in reporting_accounts(ctx) | last.keys():
+    for account_id in reporting_accounts(ctx, [str(signal.metric)]) | last.keys():
         day = last.get(account_id)
         if day is None:
             days = signal.lookback_days

@@ -92,7 +92,7 @@ def test_csat_from_surveys_then_ticket_ratings(engine: Engine) -> None:
     assert readings[surveyed].details == {"ratings": 4, "source": "surveys"}
     assert readings[rated].value == 50.0
     assert readings[rated].details["source"] == "ticket ratings"
-    assert readings[fivescale].value == 50.0
+    assert readings[fivescale].value == 70.0  # 4 and 3 of 5: the mean, not a share
 
 
 def test_subscription_state_as_of(engine: Engine) -> None:
