@@ -38,10 +38,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Date,
+    Float,
     Row,
     Select,
     and_,
     case,
+    cast,
     distinct,
     func,
     literal,
@@ -158,7 +160,9 @@ def csat(session: Session, as_of: date) -> Readings:
     start = end - timedelta(days=90)
     surveys = select(
         col(SurveyResponse.account_id).label("account_id"),
-        (col(SurveyResponse.score) * 100.0 / col(SurveyResponse.scale_max)).label("satisfied"),
+        (cast(col(SurveyResponse.score), Float) * 100.0 / col(SurveyResponse.scale_max)).label(
+            "satisfied"
+        ),
         literal(1).label("survey"),
     ).where(
         col(SurveyResponse.account_id).is_not(None),
