@@ -158,7 +158,7 @@ def csat(session: Session, as_of: date) -> Readings:
     """
     end = cutoff(as_of)
     start = end - timedelta(days=90)
-    surveys = select(
+    surveys: Select[*tuple[Any, ...]] = select(
         col(SurveyResponse.account_id).label("account_id"),
         (cast(col(SurveyResponse.score), Float) * 100.0 / col(SurveyResponse.scale_max)).label(
             "satisfied"
