@@ -7,6 +7,11 @@ search's cap of 10,000 results. Search never
 returns archived records, so two small streams list them (`archived=true`) as soft deletes.
 Once the source has synced, `finalize` sets each account's ARR (won deals) and renewal
 date (earliest open renewal) in two set-based statements.
+
+Company properties named in `[hubspot.traits]` of the sources file (or `HubSpotSettings.traits`)
+are requested with the others and become account traits, seen at the company's last change:
+`trait = "property"`, or `trait = { property = "...", kind = "number" }` to fix the kind. The
+engine writes them once the page's accounts are stored (`connectors.trait_records`).
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ from connectors.http import (
     RequestBudget,
 )
 from connectors.paginators import CursorAfterPaginator
-from settings import ConfigError, Settings
+from connectors.trait_records import crm_trait_records, crm_traits
+from settings import ConfigError, Settings, TraitField
 from store.models import Account, Csm, Opportunity, Team
 
 __all__ = [
@@ -247,8 +253,10 @@ def map_company(
     segment_property: str | None = None,
     fields: Mapping[str, str] | None = None,
     sentiment_synonyms: Mapping[str, str] | None = None,
+    traits: Mapping[str, TraitField] | None = None,
 ) -> list[Record]:
-    """A company -> an Account row (archived ones soft-deleted), and its merged-away ids.
+    """A company -> an Account row (archived ones soft-deleted), its merged-away ids, and
+    the values of its `traits` (trait name -> the company property), seen when it changed.
 
     `fields` maps account fields (see MAPPABLE_FIELDS) to the company properties that hold
     them in this CRM, e.g. {"renewal_date": "contract_end"}; mapped values win over the
@@ -279,7 +287,23 @@ def map_company(
         values["arr_minor"] = to_minor(props.get(fields["arr"]), fields["arr"])
     if "sentiment" in fields:
         values.update(_sentiment(props, fields, sentiment_synonyms or {}))
-    return [Record(Account, values), *_merged_away(raw["id"], props, values["updated_at"])]
+    merged = _merged_away(raw["id"], props, values["updated_at"])
+    if not traits:
+        return [Record(Account, values), *merged]
+
+    def value_of(name: str) -> object:
+        value = props.get(name)
+        try:  # a date property may come as epoch milliseconds
+            if any(f.property == name and f.kind == "date" for f in traits.values()):
+                day = _date_property(value, name)
+                return day.isoformat() if day else value
+        except MappingError:
+            pass
+        return value
+
+    seen_at = hs_time(props.get(MODIFIED)) or parse_iso(raw.get("updatedAt"))
+    found = crm_trait_records(str(raw["id"]), value_of, traits, seen_at)
+    return [Record(Account, values), *merged, *found]
 
 
 def _sentiment(
@@ -384,7 +408,8 @@ def set_account_rollups(
     source: str = SOURCE,
     renewal_kinds: Sequence[str] = RENEWAL_KINDS,
 ) -> None:
-    """ARR = the latest won deal's ARR; renewal date = earliest open renewal's close date.
+    """ARR = the latest won deal's ARR, in its currency; renewal date = earliest open
+    renewal's close date.
 
     The latest won deal, not the sum of all: a renewal restates the contract's ARR, so
     summing every won deal would count a renewed contract twice. HubSpot's stock deal types
@@ -398,18 +423,23 @@ def set_account_rollups(
         deals.account_ref == accounts.c.external_id,
         deals.deleted_at.is_(None),
     )
-    latest_won = (
-        select(deals.arr_minor)
-        .where(*mine, deals.is_won.is_(True))
-        .order_by(deals.close_date.desc(), deals.updated_at.desc())
-        .limit(1)
-    )
+
+    def latest_won(column: Any) -> Any:
+        return (
+            select(column)
+            .where(*mine, deals.is_won.is_(True))
+            .order_by(deals.close_date.desc(), deals.updated_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
     renewal = select(func.min(deals.close_date)).where(
         *mine, deals.kind.in_(tuple(renewal_kinds)), deals.is_closed.is_(False)
     )
     rollups: dict[str, Any] = {}
     if arr:
-        rollups["arr_minor"] = func.coalesce(latest_won.scalar_subquery(), 0)
+        rollups["arr_minor"] = func.coalesce(latest_won(deals.arr_minor), 0)
+        rollups["currency"] = func.coalesce(latest_won(deals.currency), accounts.c.currency)
     if renewal_date:
         rollups["renewal_date"] = renewal.scalar_subquery()
     if rollups:  # fields mapped to company properties are left as the CRM says
@@ -445,7 +475,11 @@ def build(
     extras = tuple(opts.extra_company_properties) + (
         (opts.segment_property,) if opts.segment_property else ()
     )
-    company_props = tuple(dict.fromkeys(COMPANY_PROPERTIES + extras + tuple(fields.values())))
+    traits = crm_traits(SOURCE, cfg.traits, settings.source_config(SOURCE).traits)
+    trait_props = tuple(f.property for f in traits.values())
+    company_props = tuple(
+        dict.fromkeys(COMPANY_PROPERTIES + extras + tuple(fields.values()) + trait_props)
+    )
 
     synonyms = sentiment_values(settings.source_config(SOURCE).model_extra or {}, SOURCE)
     if {"sentiment_note", "sentiment_date"} & set(fields) and "sentiment" not in fields:
@@ -455,7 +489,7 @@ def build(
         )
 
     def company(raw: Mapping[str, Any]) -> list[Record]:
-        return map_company(raw, opts.segment_property, fields, synonyms)
+        return map_company(raw, opts.segment_property, fields, synonyms, traits)
 
     def rollups(session: Session) -> None:
         set_account_rollups(

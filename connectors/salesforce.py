@@ -10,7 +10,9 @@ opportunity) and renewal date (earliest open renewal). In the sources file,
 `[salesforce.fields]` maps `renewal_date`, `arr` and `segment` to (custom) Account fields,
 which then win over the rollups, and `opportunity_arr` to the Opportunity field holding a
 deal's ARR when `Amount` is not annual; `renewal_types` names the Opportunity types that
-are renewals (default `["Renewal"]`).
+are renewals (default `["Renewal"]`). `[salesforce.traits]` names Account fields read into
+account traits (`plan = "Plan__c"`, or `{ property = "Plan__c", kind = "category" }`), seen at the
+account's last modification and written once the page's accounts are stored.
 
 Auth is a connected app, client credentials or the JWT bearer flow: `SalesforceAuth` in
 `connectors.salesforce_auth`, re-exported here with its grants. The org's API allocation is a
@@ -65,7 +67,8 @@ from connectors.salesforce_auth import (
     SalesforceAuth,
     grant_from_settings,
 )
-from settings import ConfigError, Settings
+from connectors.trait_records import crm_trait_records, crm_traits
+from settings import ConfigError, Settings, TraitField
 from store.models import Account, Csm, Opportunity, Team
 
 __all__ = [
@@ -322,8 +325,10 @@ def map_account(
     raw: Mapping[str, Any],
     fields: Mapping[str, str] | None = None,
     sentiment_synonyms: Mapping[str, str] | None = None,
+    traits: Mapping[str, TraitField] | None = None,
 ) -> list[Record]:
-    """An account -> an Account row; one in the recycle bin is soft-deleted.
+    """An account -> an Account row (one in the recycle bin is soft-deleted), and the values
+    of its `traits` (trait name -> Account field), seen at its last modification.
 
     `fields` maps account fields (renewal_date, arr, segment, the CSM's sentiment) to the
     Account fields that hold them in this org, e.g. {"renewal_date": "Renewal_Date__c"};
@@ -365,7 +370,8 @@ def map_account(
         values["crm_sentiment_at"] = when
     if values["deleted_at"] is not None and raw.get("MasterRecordId"):
         values["merged_into"] = str(raw["MasterRecordId"])
-    return [Record(Account, values)]
+    found = crm_trait_records(external_id, lambda name: _value(raw, name), traits or {}, modified)
+    return [Record(Account, values), *found]
 
 
 def map_opportunity(raw: Mapping[str, Any], arr_field: str | None = None) -> list[Record]:
@@ -460,6 +466,13 @@ def build(settings: Settings, client: ClientOptions | None = None) -> Connector:
     fields = _mapped_fields(section.fields)
     renewal_kinds = _renewal_kinds(section.model_extra or {})
     account_fields = {k: v for k, v in fields.items() if k in ACCOUNT_MAPPABLE}
+    traits = crm_traits(SOURCE, cfg.traits, section.traits)
+    for name, trait in traits.items():
+        if not _API_NAME.fullmatch(trait.property):
+            raise ConfigError(
+                f"[salesforce.traits] {name} = {trait.property!r} is not a field API name "
+                f"(like Plan__c, or Parent.Industry through a relationship)"
+            )
     synonyms = sentiment_values(section.model_extra or {}, SOURCE)
     if {"sentiment_note", "sentiment_date"} & set(fields) and "sentiment" not in fields:
         raise ConfigError(
@@ -490,7 +503,7 @@ def build(settings: Settings, client: ClientOptions | None = None) -> Connector:
         return HttpClient(http, client)
 
     def account(raw: Mapping[str, Any]) -> list[Record]:
-        return map_account(raw, account_fields, synonyms)
+        return map_account(raw, account_fields, synonyms, traits)
 
     def opportunity(raw: Mapping[str, Any]) -> list[Record]:
         return map_opportunity(raw, arr_field)
@@ -508,7 +521,8 @@ def build(settings: Settings, client: ClientOptions | None = None) -> Connector:
 
     api = f"/services/data/v{cfg.api_version.removeprefix('v')}"
     query, query_all = f"{api}/query", f"{api}/queryAll"
-    accounts = (*ACCOUNT_FIELDS, *account_fields.values())
+    trait_fields = (t.property for t in traits.values())
+    accounts = tuple(dict.fromkeys((*ACCOUNT_FIELDS, *account_fields.values(), *trait_fields)))
     opportunities = (*OPPORTUNITY_FIELDS, *([arr_field] if arr_field else []))
     streams = (
         _stream("users", query, "User", USER_FIELDS, map_user, where=("UserType = 'Standard'",)),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from connectors.base import Record, table_of
+from settings import ConfigError, TraitField
 from store.models import Account, AccountTrait
 from store.traits import TraitError, TraitValue, infer_kind, write_traits
 
@@ -40,6 +41,8 @@ __all__ = [
     "AccountBy",
     "PendingTrait",
     "check_name",
+    "crm_trait_records",
+    "crm_traits",
     "is_trait_record",
     "trait_record",
     "write_trait_records",
@@ -94,6 +97,36 @@ def trait_record(
 
 def is_trait_record(record: Record) -> bool:
     return record.model is AccountTrait
+
+
+def crm_traits(source: str, *declared: Mapping[str, str | TraitField]) -> dict[str, TraitField]:
+    """The traits a CRM reads (`[source.traits]` over the source's settings), each as a
+    `TraitField`; a bad trait name is a ConfigError naming it."""
+    merged: dict[str, TraitField] = {}
+    for traits in declared:
+        for name, spec in traits.items():
+            try:
+                checked = check_name(name)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"[{source}.traits] {str(name)[:40]!r}: {exc}; rename the trait"
+                ) from None
+            merged[checked] = spec if isinstance(spec, TraitField) else TraitField(property=spec)
+    return merged
+
+
+def crm_trait_records(
+    account_ref: str,
+    value_of: Callable[[str], object],
+    traits: Mapping[str, TraitField],
+    seen_at: datetime | None,
+) -> list[Record]:
+    """A CRM record's traits: each trait's property as read by `value_of`, typed at write
+    time (the declared kind, else the stored kind, else inferred over the page)."""
+    return [
+        trait_record(account_ref, name, value_of(field.property), kind=field.kind, seen_at=seen_at)
+        for name, field in traits.items()
+    ]
 
 
 @dataclass(frozen=True)
