@@ -1,4 +1,5 @@
-"""Records from files: CSV or JSON Lines of accounts, tickets, subscriptions, usage, surveys.
+"""Records from files: CSV or JSON Lines of accounts, tickets, subscriptions, invoices, usage
+and surveys.
 
 For the data most companies keep in spreadsheets and exports, `health-agent import KIND FILE`
 reads one file through the same engine as the API connectors: each row is mapped by a pure
@@ -7,16 +8,30 @@ upserted (a file imported twice changes nothing), and identity matches them to a
 Columns, by kind (`*` required; `account_id` is the CRM's id of the account, and
 `account_domain` lets a row match by domain when there is no id):
 
-- accounts: id*, name*, domain, owner_email, segment, renewal_date, arr, currency
+- accounts: id*, name*, domain, owner_email, segment, renewal_date, arr, currency,
+  created_at (customer since), as_of (when the row's values held; default: the import).
+  Every other column is a trait of the account: its kind (number, date, yes/no, else
+  category) read over the whole column of the file, each value read as that kind (one
+  that cannot be is quarantined with its line). Traits are written after the accounts,
+  in the same transaction, only where they changed; rows of one account with different
+  `as_of` make its history, and the account itself takes its latest row.
 - tickets: id*, account_id, account_domain, status*, priority, created_at*, updated_at,
   solved_at, satisfaction
 - subscriptions: id*, account_id, account_domain, status*, mrr*, currency, started_at,
   ended_at
-- usage: account_id*, account_domain, week_start*, active_users*, licensed_seats
+- invoices: id*, account_id, account_domain, amount_due*, amount_paid, currency, status*
+  (draft, open, paid, void, uncollectible; `failed` and `past_due` are open with a failed
+  attempt), created_at (default: due_at), due_at, paid_at, attempts (default: 1 when paid
+  or failed, else 0)
+- usage, weekly: account_id*, account_domain, week_start*, active_users*, licensed_seats
+- usage, long form (a `metric` column): account_id, account_domain, date* (or
+  week_start*), metric*, value*, period (day or week): see `connectors.usage_metrics`
 - surveys: id*, account_id, account_domain, kind* (nps, csat, ces), score*, scale_max*,
   responded_at*, email, comment
 
-Timestamps are ISO-8601 (a date alone means midnight UTC); amounts are in major units.
+Timestamps are ISO-8601 (a date alone means midnight UTC); amounts are in major units;
+numbers are finite and within ±1e15. A row holding a NUL or bytes that are not UTF-8 is
+quarantined whole (see `connectors.row_values`).
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ For each stream: read the committed cursor, build the first request from it, the
 page map its records (a record that cannot be mapped goes to quarantine with the reason and
 the sync goes on), upsert the page's rows and commit, and only then save the page's cursor
 and commit again. A crash at any point therefore resumes from the last committed cursor and
-replays at most one page, which the idempotent upserts absorb. Timestamp cursors never move
-backwards and are re-read with a lookback window. Each stream run leaves a `SyncRun` row.
-A stop request (`store.stopping`) ends a stream between pages, as `stopped`.
+replays at most one page, which the idempotent upserts absorb. Trait values a mapper
+returns (`connectors.trait_records`) are written after the page's rows, in its transaction.
+Timestamp cursors never move backwards and are re-read with a lookback window. Each stream
+run leaves a `SyncRun` row. A stop request (`store.stopping`) ends a stream between pages,
+as `stopped`.
 
 Vendors that never say what they deleted are reconciled: a stream that declares `Reconcile`
 is asked, once the source's `ReconcilePolicy.every` has passed since its last reconcile, for
