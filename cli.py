@@ -266,14 +266,25 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 @app.command("accounts")
 def accounts_command(as_json: JsonOption = False) -> None:
-    """Every account with its latest score, riskiest first."""
-    _listing(reports.accounts_overview, reports.print_accounts, as_json)
+    """Every account with its latest score, riskiest first; ARR in REPORTING_CURRENCY."""
+    from store.money import Rates
+
+    settings = _settings()
+    rates = _run(settings, lambda: Rates.from_settings(settings))
+    rows = reports.accounts_overview(_engine(settings), rates)
+    if as_json:
+        views.print_json(out, rows)
+        if reports.accounts_money_note(rows):
+            err.print(reports.accounts_money_note(rows), highlight=False, soft_wrap=True)
+    else:
+        reports.print_accounts(out, rows)
 
 
 class ImportKind(StrEnum):
     accounts = "accounts"
     tickets = "tickets"
     subscriptions = "subscriptions"
+    invoices = "invoices"
     usage = "usage"
     surveys = "surveys"
 
@@ -283,15 +294,22 @@ def import_command(
     kind: Annotated[ImportKind, typer.Argument(help="What the file holds.")],
     file: Annotated[Path, typer.Argument(help="A CSV or JSON Lines (.jsonl) file.")],
 ) -> None:
-    """Import a CSV or JSON Lines file of accounts, tickets, subscriptions, usage or surveys.
+    """Import a CSV or JSON Lines file of accounts, tickets, subscriptions, invoices, usage
+    or surveys.
 
     Columns (* required; account_id is the CRM id, account_domain matches by domain):
-    accounts: id*, name*, domain, owner_email, segment, renewal_date, arr, currency.
+    accounts: id*, name*, domain, owner_email, segment, renewal_date, arr, currency,
+    created_at, as_of; every other column is a trait of the account (as of as_of, else now).
     tickets: id*, account_id, account_domain, status*, priority, created_at*, updated_at,
     solved_at, satisfaction.
     subscriptions: id*, account_id, account_domain, status*, mrr*, currency, started_at,
     ended_at.
-    usage: account_id*, account_domain, week_start*, active_users*, licensed_seats.
+    invoices: id*, account_id, account_domain, amount_due*, amount_paid, currency, status*
+    (draft, open, paid, void, uncollectible; failed or past_due: open, payment failed),
+    created_at, due_at, paid_at, attempts.
+    usage, weekly: account_id*, account_domain, week_start*, active_users*, licensed_seats.
+    usage, long form: account_id, account_domain, date* (or week_start*), metric*, value*,
+    period (day or week).
     surveys: id*, account_id, account_domain, kind* (nps, csat, ces), score*, scale_max*,
     responded_at*, email, comment.
     """
@@ -457,10 +475,12 @@ def digest_command(
         send_digests,
     )
     from notifications.slack import make_slack_client
+    from store.money import Rates
     from store.teams import configure_teams
 
     settings = _settings()
     engine = _engine(settings)
+    rates = _run(settings, lambda: Rates.from_settings(settings))
     day = _parse_date(week_ending, "--week-ending") if week_ending else None
     day = day or default_week_ending(date.today())
     _run(settings, lambda: configure_teams(engine, settings))
@@ -470,7 +490,7 @@ def digest_command(
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     if preview:
-        _run(settings, lambda: preview_digests(engine, out, chosen, day, out_dir))
+        _run(settings, lambda: preview_digests(engine, out, chosen, day, out_dir, rates=rates))
         return
     if not settings.slack.enabled():
         err.print(
@@ -480,7 +500,9 @@ def digest_command(
         )
         raise typer.Exit(1)
     client = _run(settings, lambda: make_slack_client(settings))
-    summary = _run(settings, lambda: send_digests(engine, client, chosen, day, out_dir))
+    summary = _run(
+        settings, lambda: send_digests(engine, client, chosen, day, out_dir, rates=rates)
+    )
     out.print(summary.describe(), highlight=False)
 
 

@@ -144,6 +144,7 @@ def _digest(runtime: _Runtime, _source: str | None) -> bool:
     """The weekly digests of the last complete week, once per team and destination."""
     from notifications.digest import DigestError, choose_teams, default_week_ending, send_digests
     from notifications.slack import make_slack_client
+    from store.money import Rates
 
     settings, engine = runtime.settings, runtime.engine
     if not settings.slack.enabled():
@@ -157,7 +158,10 @@ def _digest(runtime: _Runtime, _source: str | None) -> bool:
         log.warning("weekly digest: %s", exc)
         return False
     client = make_slack_client(settings)
-    summary = send_digests(engine, client, teams, default_week_ending(today), DIGEST_DIR)
+    rates = Rates.from_settings(settings)
+    summary = send_digests(
+        engine, client, teams, default_week_ending(today), DIGEST_DIR, rates=rates
+    )
     runtime.console.print(summary.describe(), highlight=False)
     return False
 

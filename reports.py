@@ -2,14 +2,17 @@
 what the sources left for review (unmatched and quarantined records).
 
 Each view is one or two set-based queries that return plain dicts, so `--json` prints them
-as they are and the `print_*` functions only decide how they look.
+as they are and the `print_*` functions only decide how they look. Money is shown in the
+reporting currency (`store.money.Rates`) beside the amount as the source states it.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -24,11 +27,13 @@ from store.models import (
     QuarantinedRecord,
     Subscription,
 )
+from store.money import Rates, missing_rates_note, to_major
 from store.sync_history import latest_stream_runs
 from store.types import utcnow
 
 __all__ = [
     "AccountNotFoundError",
+    "accounts_money_note",
     "accounts_overview",
     "driver_text",
     "find_account",
@@ -48,11 +53,32 @@ ENDED = ("canceled", "incomplete_expired")
 def _money(minor: int | None, currency: str = "USD") -> str:
     if not minor:
         return ""
-    return f"{minor / 100:,.0f} {currency}"
+    return f"{to_major(minor, currency):,.0f} {currency}"
 
 
-def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
-    """Every live account with its latest score and the change since the score before."""
+def _arr(account: Account, rates: Rates, day: date) -> dict[str, Any]:
+    """The account's ARR in the reporting currency (None without a rate) and as stated."""
+    minor, code = int(account.arr_minor or 0), account.currency
+    converted = rates.convert(minor, code, day) if rates.can_convert(code) else None
+    return {
+        "arr": None if converted is None else float(to_major(converted, rates.reporting)),
+        "arr_minor": converted,
+        "currency": rates.reporting,
+        "original_arr_minor": minor,
+        "original_currency": code,
+    }
+
+
+def accounts_money_note(rows: list[dict[str, Any]]) -> str:
+    """One line naming the currencies whose ARR could not be converted; "" when none."""
+    missing = {r["original_currency"] for r in rows if r["arr_minor"] is None}
+    return missing_rates_note(missing, rows[0]["currency"]) if missing else ""
+
+
+def accounts_overview(engine: Engine, rates: Rates | None = None) -> list[dict[str, Any]]:
+    """Every live account with its latest score and the change since the score before, and
+    its ARR in `rates.reporting` (USD without `rates`) at today's rate, and as stated."""
+    rates, today = rates or Rates(), utcnow().date()
     ranked = sa_select(
         col(HealthScore.account_id),
         col(HealthScore.as_of),
@@ -119,8 +145,7 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
                     "status": "churned" if subscriptions and not live else "active",
                     "domain": account.domain,
                     "owner_email": account.owner_email,
-                    "arr_minor": account.arr_minor,
-                    "currency": account.currency,
+                    **_arr(account, rates, today),
                     "renewal_date": account.renewal_date.isoformat()
                     if account.renewal_date
                     else None,
@@ -145,6 +170,12 @@ def accounts_overview(engine: Engine) -> list[dict[str, Any]]:
     return rows
 
 
+def _arr_cell(row: dict[str, Any]) -> str:
+    if row["arr_minor"] is None:  # no rate: as the source states it
+        return _money(row["original_arr_minor"], row["original_currency"])
+    return _money(row["arr_minor"], row["currency"])
+
+
 def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | None = None) -> None:
     shown = rows[:limit] if limit else rows
     views.render_table(
@@ -160,7 +191,7 @@ def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | No
                 ""
                 if r["score"] is None or r["previous_score"] is None
                 else f"{r['score'] - r['previous_score']:+.0f}",
-                _money(r["arr_minor"], r["currency"]),
+                _arr_cell(r),
                 r["renewal_date"] or "",
                 driver_text(r["drivers"][0]) if r["drivers"] else "",
             ]
@@ -168,6 +199,9 @@ def print_accounts(console: Console, rows: list[dict[str, Any]], limit: int | No
         ),
         styles={2: "number", 4: "number", 5: "number"},
     )
+    note = accounts_money_note(rows) if rows else ""
+    if note:
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
 def unmatched(engine: Engine) -> list[dict[str, Any]]:

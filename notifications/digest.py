@@ -37,6 +37,7 @@ from notifications.digest_send import DigestSummary, digest_fingerprint, places,
 from notifications.digest_view import print_digest
 from notifications.routing import Directory, Router
 from store.db import session_scope
+from store.money import Rates
 from store.stopping import stop_requested
 from store.types import utcnow
 
@@ -85,12 +86,19 @@ def choose_teams(engine: Engine, wanted: str | None = None) -> list[DigestTeam]:
 
 
 def preview_digests(
-    engine: Engine, console: Console, chosen: Sequence[DigestTeam], week_ending: date, out: Path
+    engine: Engine,
+    console: Console,
+    chosen: Sequence[DigestTeam],
+    week_ending: date,
+    out: Path,
+    *,
+    rates: Rates | None = None,
 ) -> list[Path]:
-    """Print each team's digest and write its chart into `out`; posts nothing."""
+    """Print each team's digest (money in `rates.reporting`) and write its chart into `out`;
+    posts nothing."""
     charts = []
     for team in chosen:
-        facts = gather_facts(engine, team, week_ending)
+        facts = gather_facts(engine, team, week_ending, rates=rates)
         chart = write_chart(facts, out)
         print_digest(console, facts, chart)
         charts.append(chart)
@@ -105,6 +113,7 @@ def send_digests(
     out: Path,
     *,
     slack_user_ttl: timedelta = SLACK_USER_TTL,
+    rates: Rates | None = None,
 ) -> DigestSummary:
     """Post each team's digest of the week to its lead and channel, once; charts go to `out`.
 
@@ -122,7 +131,7 @@ def send_digests(
             if not places(team):
                 summary.skipped.append(f"{team.name}: no lead email or Slack channel is set")
                 continue
-            facts = gather_facts(engine, team, week_ending)
+            facts = gather_facts(engine, team, week_ending, rates=rates)
             if not facts.accounts:
                 summary.skipped.append(f"{team.name}: no accounts")
                 continue

@@ -164,12 +164,14 @@ class AlertAcks:
 
 @dataclass(frozen=True)
 class Scoreboard:
-    """The team report's rows of the team's CSMs (those with customers, churn or tasks)."""
+    """The team report's rows of the team's CSMs (those with customers, churn or tasks);
+    money in `currency`, leaving out that of the `missing_rates` currencies."""
 
     period: Period
     currency: str
     csms: tuple[CsmPerformance, ...]
     total: BookFigures
+    missing_rates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,9 @@ class DigestFacts:
     """The band distribution at the end of each week, oldest first; the last is now."""
     moves: tuple[BandMove, ...]
     arr: tuple[Money, ...]
+    """ARR in the reporting currency, then amounts of currencies without a rate."""
     at_risk_arr: tuple[Money, ...]
-    """ARR of the yellow and red customers, per currency, largest first."""
+    """ARR of the yellow and red customers, as `arr`."""
     at_risk_accounts: int
     renewals: tuple[Renewal, ...]
     """Renewal dates in the 90 days after the week, soonest first."""
@@ -196,6 +199,8 @@ class DigestFacts:
     scoreboard: Scoreboard | None
     scoreboard_note: str = ""
     """Why there is no scoreboard, when there is none."""
+    money_note: str = ""
+    """One line when money in a currency without an exchange rate was left out (partial)."""
 
     @property
     def week_start(self) -> date:

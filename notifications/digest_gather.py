@@ -5,11 +5,16 @@ from their results: who is a customer at the end of each week, the band distribu
 its movement, at-risk ARR, renewals, the largest declines with the measures that moved them
 (`scoring.trend.moves`), the CSM-versus-data signals of the latest scores, and the CSM
 scoreboard, which is the team report (`scoring.team`) of the quarter to date.
+
+Money is in the reporting currency (`store.money.Rates`), converted at the rates of the
+week's last day: sums of ARR, and each account's ARR where its currency has a rate. An
+amount in a currency without a rate is shown apart in its own currency, and `money_note`
+says the figures are partial and how to add the rate.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -35,6 +40,7 @@ from scoring.measures import cutoff
 from scoring.team import Period, TeamReportError, team_report
 from scoring.trend import moves
 from store.models import HealthScore
+from store.money import Rates
 
 __all__ = [
     "AT_RISK",
@@ -127,16 +133,22 @@ def _moves(book: _Book) -> tuple[BandMove, ...]:
     return tuple(sorted(found, key=lambda m: (_STATE_ORDER[m.before], _STATE_ORDER[m.after])))
 
 
-def _money(accounts: Iterable[BookAccount]) -> tuple[Money, ...]:
-    """ARR per currency, largest first (none without ARR)."""
-    sums: dict[str, int] = defaultdict(int)
-    for account in accounts:
-        if account.arr_minor:
-            sums[account.currency] += account.arr_minor
-    return tuple(Money(c, m) for c, m in sorted(sums.items(), key=lambda cm: (-cm[1], cm[0])))
+def _money(accounts: Iterable[BookAccount], rates: Rates, day: date) -> tuple[Money, ...]:
+    """ARR in the reporting currency, then the amounts of currencies without a rate, largest
+    first (none without ARR)."""
+    total = rates.total(((a.currency, a.arr_minor) for a in accounts if a.arr_minor), day)
+    converted = (Money(total.currency, total.minor),) if total.minor else ()
+    return converted + tuple(Money(c, m) for c, m in total.left_out)
 
 
-def _renewals(book: _Book, now: list[BookAccount], days: int) -> tuple[Renewal, ...]:
+def _arr(account: BookAccount, rates: Rates, day: date) -> Money:
+    """One account's ARR, in the reporting currency when its currency has a rate."""
+    if not rates.can_convert(account.currency):
+        return Money(account.currency, account.arr_minor)
+    return Money(rates.reporting, rates.convert(account.arr_minor, account.currency, day))
+
+
+def _renewals(book: _Book, now: list[BookAccount], days: int, rates: Rates) -> tuple[Renewal, ...]:
     last = book.days[-1]
     scores = book.scores[last]
     found = [
@@ -145,7 +157,7 @@ def _renewals(book: _Book, now: list[BookAccount], days: int) -> tuple[Renewal, 
             name=a.name,
             csm=book.csm(a),
             renewal_date=a.renewal_date,
-            arr=Money(a.currency, a.arr_minor),
+            arr=_arr(a, rates, last),
             score=scores[a.id][0] if a.id in scores else None,
             band=scores[a.id][1] if a.id in scores else None,
         )
@@ -200,7 +212,7 @@ def _decline(
 
 
 def _disagreements(
-    book: _Book, now: list[BookAccount], rows: dict[int, HealthScore]
+    book: _Book, now: list[BookAccount], rows: dict[int, HealthScore], rates: Rates
 ) -> tuple[Disagreement, ...]:
     found = []
     for account in now:
@@ -215,7 +227,7 @@ def _disagreements(
                         text=str(signal.get("text", "")),
                         sentiment=str(signal.get("sentiment", "")),
                         data_band=str(signal.get("data_band", "")),
-                        arr=Money(account.currency, account.arr_minor),
+                        arr=_arr(account, rates, book.days[-1]),
                     )
                 )
     # the CSM calling green what the data calls red comes first, then the largest accounts
@@ -223,12 +235,14 @@ def _disagreements(
     return tuple(found)
 
 
-def _scoreboard(engine: Engine, team: DigestTeam, day: date) -> tuple[Scoreboard | None, str]:
+def _scoreboard(
+    engine: Engine, team: DigestTeam, day: date, rates: Rates
+) -> tuple[Scoreboard | None, str]:
     """The team report of the quarter to date, reduced to the team's CSMs with a book
     (customers, churn or tasks in the period)."""
     period = quarter_to_date(day)
     try:
-        report = team_report(engine, period, team=team.external_id)
+        report = team_report(engine, period, team=team.external_id, rates=rates)
     except TeamReportError as exc:
         return None, str(exc)
     chosen = [t for t in report.teams if t.name == team.name] or list(report.teams)
@@ -239,7 +253,7 @@ def _scoreboard(engine: Engine, team: DigestTeam, day: date) -> tuple[Scoreboard
     csms = tuple(
         c for c in found.csms if c.figures.logos or c.figures.churned_logos or c.figures.tasks_due
     )
-    return Scoreboard(period, report.currency, csms, found.total), ""
+    return Scoreboard(period, report.currency, csms, found.total, report.missing_rates), ""
 
 
 def gather_facts(
@@ -250,8 +264,11 @@ def gather_facts(
     weeks: int = HISTORY_WEEKS,
     renewal_days: int = RENEWAL_DAYS,
     top: int = TOP_DECLINES,
+    rates: Rates | None = None,
 ) -> DigestFacts:
-    """The digest of `team` for the week ending on `week_ending` (that day included)."""
+    """The digest of `team` for the week ending on `week_ending` (that day included), its
+    money in `rates.reporting` (USD without `rates`)."""
+    rates = rates or Rates()
     days = week_ends(week_ending, weeks)
     end = cutoff(week_ending)
     with Session(engine) as session:
@@ -263,21 +280,24 @@ def gather_facts(
         alerts = queries.alert_acks(session, ids, book.people, cutoff(days[-2]), end)
         tasks = queries.overdue_tasks(session, ids, book.people, week_ending, end)
     at_risk = [a for a in now if book.state(a, -1) in AT_RISK]
-    scoreboard, note = _scoreboard(engine, team, week_ending)
+    scoreboard, note = _scoreboard(engine, team, week_ending, rates)
+    currencies = {a.currency for a in now if a.arr_minor}
+    currencies |= set(scoreboard.missing_rates if scoreboard else ())
     return DigestFacts(
         team=team,
         week_ending=week_ending,
         history=_history(book),
         moves=_moves(book),
-        arr=_money(now),
-        at_risk_arr=_money(at_risk),
+        arr=_money(now, rates, week_ending),
+        at_risk_arr=_money(at_risk, rates, week_ending),
         at_risk_accounts=len(at_risk),
-        renewals=_renewals(book, now, renewal_days),
+        renewals=_renewals(book, now, renewal_days, rates),
         declines=declines,
         declines_total=fell,
-        disagreements=_disagreements(book, now, rows),
+        disagreements=_disagreements(book, now, rows, rates),
         overdue_tasks=tuple(tasks),
         alerts=alerts,
         scoreboard=scoreboard,
         scoreboard_note=note,
+        money_note=rates.missing_note(currencies),
     )

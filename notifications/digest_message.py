@@ -284,6 +284,9 @@ def _blocks(facts: DigestFacts, caps: _Caps, chart: bool) -> list[Block]:
         DividerBlock(),
         *_lists(facts, caps),
     ]
+    if facts.money_note:
+        note = f":warning: {escape(shorten(facts.money_note, TEXT_MAX * 2))}"
+        blocks.insert(3, ContextBlock(elements=[MarkdownTextObject(text=note)]))
     if closing:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=closing)]))
     return blocks

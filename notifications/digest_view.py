@@ -58,6 +58,8 @@ def _glance(console: Console, facts: DigestFacts) -> None:
         highlight=False,
     )
     console.print("Band changes: " + _moves(facts.moves), highlight=False)
+    if facts.money_note:
+        console.print(f"[yellow]{escape(facts.money_note)}[/]", highlight=False)
 
 
 def _moves(moves: Sequence[BandMove]) -> str:

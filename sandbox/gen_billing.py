@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sandbox.gen_accounts import Profile, Timeline, add_months, rng
 from sandbox.records import Coupon, Customer, Invoice, Price, Subscription
 
-__all__ = ["Billing", "arr_dollars", "make_billing"]
+__all__ = ["EUR_EVERY", "Billing", "arr_dollars", "billing_currency", "make_billing"]
 
 # (product, monthly cents per seat); the yearly price is ten months' worth.
 _PLANS = {
@@ -28,6 +28,14 @@ _UNMATCHED = (
     ("Initech Partners", "initech-partners.test"),
 )
 _ALPHABET = string.ascii_letters + string.digits
+EUR_EVERY = 5
+"""One company in this many (by id) is billed in EUR (same figures as in USD), the rest USD."""
+
+
+def billing_currency(company_id: str) -> str:
+    """The currency an account is billed in and its deals are written in: `EUR` or `USD`,
+    from the company id alone, so Stripe and the CRM agree without sharing state."""
+    return "EUR" if int(company_id) % EUR_EVERY == 0 else "USD"
 
 
 def _unit(segment: str, interval: str) -> int:
@@ -80,10 +88,13 @@ def make_billing(seed: int, tl: Timeline, profiles: list[Profile]) -> Billing:
             prices[seg, interval] = Price(
                 ids("price_", 24), prod, product, _unit(seg, interval), "usd", interval, epoch
             )
-    b.prices = tuple(prices.values())
+    eur_ids = _Ids(rng(seed, "stripe-eur-ids"))  # apart, so the USD ids stay as they were
+    eur = {key: replace(p, id=eur_ids("price_", 24), currency="eur") for key, p in prices.items()}
+    b.prices = tuple(prices.values()) + tuple(eur.values())
     b.coupons = tuple(Coupon(cid, name, pct, epoch) for cid, name, pct in _COUPONS)
     for p in profiles:
-        _account(b, ids, rng(seed, "billing", p.index), tl, p, prices[p.segment, p.interval])
+        priced = eur if billing_currency(p.company_id) == "EUR" else prices
+        _account(b, ids, rng(seed, "billing", p.index), tl, p, priced[p.segment, p.interval])
     for name, domain in _UNMATCHED:
         created = tl.now - timedelta(days=ids.r.randint(30, 400), hours=ids.r.randint(0, 23))
         b.customers.append(

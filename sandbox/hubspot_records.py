@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from sandbox.emulator import iso_ms
+from sandbox.gen_billing import billing_currency
 from sandbox.records import Company, Deal, Owner
 
 __all__ = [
@@ -109,6 +110,7 @@ def deal_object(d: Deal) -> CrmObject:
         "hs_is_closed_won": str(d.is_won).lower(),
         "hs_arr": str(d.arr),
         "hs_mrr": f"{d.arr / 12:.2f}",
+        "deal_currency_code": billing_currency(d.company_id),
         "hubspot_owner_id": d.owner_id,
         "createdate": iso_ms(d.created_at),
         "hs_lastmodifieddate": iso_ms(d.updated_at),

@@ -35,6 +35,9 @@ class StripeRenderer:
         self.customers = {c.id: c for c in book.customers}
         self.subscriptions = {s.id: s for s in book.subscriptions}
         self.invoices = {i.id: i for i in book.invoices}
+        self.currencies = {
+            s.customer_id: self.prices[s.price_id].currency for s in book.subscriptions
+        }
 
     def price(self, p: Price) -> dict[str, Any]:
         return {
@@ -52,7 +55,8 @@ class StripeRenderer:
     def customer(self, c: Customer, version: str) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": c.id, "object": "customer", "address": None, "balance": 0,
-            "created": unix(c.created), "currency": "usd", "default_source": None,
+            "created": unix(c.created), "currency": self.currencies.get(c.id, "usd"),
+            "default_source": None,
             "delinquent": c.delinquent, "description": None, "email": c.email,
             "invoice_prefix": c.id[4:12].upper(), "livemode": False, "name": c.name,
             "invoice_settings": {"custom_fields": None, "default_payment_method": None,
@@ -112,7 +116,8 @@ class StripeRenderer:
                 "reason": "cancellation_requested" if s.canceled_at else None,
             },
             "collection_method": "charge_automatically", "created": unix(s.created),
-            "currency": "usd", "customer": customer, "days_until_due": None,
+            "currency": self.prices[s.price_id].currency, "customer": customer,
+            "days_until_due": None,
             "default_payment_method": None, "default_source": None, "default_tax_rates": [],
             "description": None, "discounts": self._discounts(s, expand),
             "ended_at": unix(s.ended_at) if s.ended_at else None,
@@ -146,7 +151,7 @@ class StripeRenderer:
         unit = str(self.prices[i.price_id].unit_amount)
         line: dict[str, Any] = {
             "id": f"il_{i.id[3:]}", "object": "line_item", "amount": i.subtotal,
-            "amount_excluding_tax": i.subtotal, "currency": "usd",
+            "amount_excluding_tax": i.subtotal, "currency": self.prices[i.price_id].currency,
             "description": f"{i.quantity} seat x {self.prices[i.price_id].product_name}",
             "discount_amounts": [{"amount": i.discount_amount, "discount": discount["id"]}]
             if discount else [],
@@ -181,7 +186,8 @@ class StripeRenderer:
             "auto_advance": i.status == "open",
             "automatic_tax": {"enabled": False, "liability": None, "status": None},
             "billing_reason": i.billing_reason, "collection_method": "charge_automatically",
-            "created": unix(i.created), "currency": "usd", "custom_fields": None,
+            "created": unix(i.created), "currency": self.prices[i.price_id].currency,
+            "custom_fields": None,
             "customer": self.customer(cust, version) if "customer" in expand else cust.id,
             "customer_address": None, "customer_email": cust.email, "customer_name": cust.name,
             "customer_phone": None, "customer_shipping": None, "customer_tax_exempt": "none",

@@ -47,6 +47,7 @@ __all__ = [
     "normalise_currency",
     "parse_rates_csv",
     "parse_rates_table",
+    "to_major",
 ]
 
 DEFAULT_CURRENCY = "USD"
@@ -87,6 +88,11 @@ def minor_digits(currency: str) -> int:
     """Decimal places of the currency's minor unit: 2 for most, 0 for JPY, 3 for KWD."""
     code = normalise_currency(currency)
     return 0 if code in _ZERO_DIGITS else 3 if code in _THREE_DIGITS else 2
+
+
+def to_major(amount_minor: int, currency: str) -> Decimal:
+    """Minor units as major units: 123456 USD -> 1234.56, 1500 JPY -> 1500."""
+    return Decimal(amount_minor).scaleb(-minor_digits(currency))
 
 
 class MissingRateError(ConfigError):
@@ -251,7 +257,7 @@ class Rates:
         code = normalise_currency(currency)
         if code == self.reporting:
             return amount_minor
-        major = Decimal(amount_minor).scaleb(-minor_digits(code)) * self.rate(code, day)
+        major = to_major(amount_minor, code) * self.rate(code, day)
         minor = major.scaleb(minor_digits(self.reporting))
         return int(minor.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 

@@ -3,13 +3,20 @@ dated rates, sums that leave out what they cannot convert, and one-line errors."
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from cli import app
+from reports import accounts_money_note, accounts_overview
 from settings import ConfigError, Settings, load_sources_file
+from store import make_engine, session_scope
+from store.models import Account
 from store.money import (
     ExchangeRate,
     MissingRateError,
@@ -143,3 +150,51 @@ def test_the_reporting_currency_is_read_from_the_environment(
     monkeypatch.setenv("EXCHANGE_RATES_FILE", "rates.csv")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]  # pydantic-settings' own keyword
     assert (settings.reporting_currency, settings.exchange_rates_file) == ("EUR", Path("rates.csv"))
+
+
+def _three_accounts(engine: Engine) -> None:
+    amounts = [("Euro", 1_000_00, "EUR"), ("Dollar", 500_00, "USD"), ("Pound", 200_00, "GBP")]
+    with session_scope(engine) as s:
+        for name, minor, code in amounts:
+            s.add(
+                Account(source="crm", external_id=name, name=name, arr_minor=minor, currency=code)
+            )
+
+
+def test_accounts_overview_in_the_reporting_currency(engine: Engine) -> None:
+    _three_accounts(engine)
+    rows = {r["name"]: r for r in accounts_overview(engine, _rates(EUR="1.10"))}
+    keys = ("arr", "arr_minor", "currency", "original_arr_minor", "original_currency")
+    assert [tuple(rows[n][k] for k in keys) for n in ("Euro", "Dollar", "Pound")] == [
+        (1_100.0, 1_100_00, "USD", 1_000_00, "EUR"),
+        (500.0, 500_00, "USD", 500_00, "USD"),
+        (None, None, "USD", 200_00, "GBP"),  # no rate: left unconverted
+    ]
+    assert accounts_money_note(list(rows.values())).startswith("partial: amounts in GBP")
+
+
+def test_accounts_command_in_the_reporting_currency(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url)
+    _three_accounts(engine)
+    engine.dispose()
+    rates = tmp_path / "rates.csv"
+    rates.write_text("date,currency,rate\n2026-01-01,USD,0.9\n2026-01-01,GBP,1.2\n")
+    env = {"DATABASE_URL": sqlite_url, "EXCHANGE_RATES_FILE": str(rates)}
+    runner = CliRunner()
+    in_eur = runner.invoke(app, ["accounts", "--json"], env=env | {"REPORTING_CURRENCY": "EUR"})
+    assert in_eur.exit_code == 0, in_eur.output
+    rows = {r["name"]: r for r in json.loads(in_eur.stdout)}
+    assert [(rows[n]["arr_minor"], rows[n]["currency"]) for n in ("Euro", "Dollar", "Pound")] == [
+        (1_000_00, "EUR"),
+        (450_00, "EUR"),
+        (240_00, "EUR"),
+    ]
+    assert in_eur.stderr == ""
+    partial = runner.invoke(app, ["accounts", "--json"], env=env)  # USD: no EUR rate
+    assert partial.exit_code == 0, partial.output
+    [line] = partial.stderr.strip().splitlines()
+    assert line.startswith("partial: amounts in EUR are left out (no exchange rate to USD)")
+    table = runner.invoke(app, ["accounts"], env=env | {"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "1,000 EUR" in table.stdout  # shown as stated when it cannot be converted
+    assert "partial: amounts in EUR" in table.stdout

@@ -148,6 +148,7 @@ def test_full_sync_soft_deletes_archives_and_rolls_up_deals(engine: Engine) -> N
     assert accounts["5001"].arr_minor == 12_000_000
     assert accounts["5001"].renewal_date == date(2026, 3, 15)
     assert accounts["5002"].arr_minor == 2_400_000
+    assert (accounts["5001"].currency, accounts["5002"].currency) == ("USD", "EUR")  # the deal's
     assert accounts["5002"].renewal_date is None
     assert accounts["5005"].owner_external_id is None
     opps = {o.external_id: o for o in _rows(engine, Opportunity)}

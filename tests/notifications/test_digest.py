@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from scoring.team import Bands, BookFigures, CsmPerformance, Period
 from scoring.trend import Move
 from store import bulk_upsert, make_engine, session_scope, stopping
 from store.models import Account, Alert, Csm, HealthScore, PlaybookTask, Team
+from store.money import ExchangeRate, Rates
 from tests.notifications.conftest import SandboxFactory
 from tests.notifications.test_slack_emulator import _check
 from tests.scoring.seed import AS_OF, END, account, ago, later, subscription
@@ -264,6 +266,50 @@ def test_facts_of_a_small_book_exactly(engine: Engine) -> None:
     assert board.period == Period("2026-Q1 to date", date(2026, 1, 1), AS_OF)
     assert [c.name for c in board.csms] == ["Jo Park", "Sam Reyes"]  # the lead owns nothing
     assert board.total.logos == facts.accounts == 5
+
+
+def _bolt_in_eur(engine: Engine, ids: dict[str, int]) -> None:
+    with session_scope(engine) as s:
+        s.get_one(Account, ids["Bolt"]).currency = "EUR"  # 50,000.00 EUR, red, at risk
+
+
+def _rates(reporting: str, **rates: str) -> Rates:
+    day = date(2026, 1, 1)
+    return Rates(reporting, [ExchangeRate(c, day, Decimal(r)) for c, r in rates.items()])
+
+
+def test_money_of_several_currencies_in_the_reporting_currency(engine: Engine) -> None:
+    ids = _book(engine)
+    _bolt_in_eur(engine, ids)
+    team = _enterprise(engine)
+    facts = gather_facts(engine, team, AS_OF, rates=_rates("USD", EUR="1.10"))
+    assert facts.arr == (Money("USD", 385_000_00),)  # 330,000 USD + 50,000 EUR x 1.10
+    assert facts.at_risk_arr == (Money("USD", 185_000_00),)
+    assert facts.disagreements[0].arr == Money("USD", 55_000_00)
+    assert facts.money_note == ""
+    assert facts.scoreboard is not None
+    assert (facts.scoreboard.currency, facts.scoreboard.missing_rates) == ("USD", ())
+
+    in_eur = gather_facts(engine, team, AS_OF, rates=_rates("EUR", USD="0.8"))
+    assert in_eur.arr == (Money("EUR", 314_000_00),)  # 330,000 USD x 0.8 + 50,000 EUR
+    assert in_eur.at_risk_arr == (Money("EUR", 154_000_00),)
+    assert in_eur.scoreboard is not None
+    assert in_eur.scoreboard.currency == "EUR"
+    assert "at-risk ARR €154k" in build_digest_message(in_eur).text
+
+
+def test_money_without_a_rate_is_shown_apart_and_called_partial(engine: Engine) -> None:
+    ids = _book(engine)
+    _bolt_in_eur(engine, ids)
+    facts = gather_facts(engine, _enterprise(engine), AS_OF)  # USD, no rates
+    assert facts.arr == (Money("USD", 330_000_00), Money("EUR", 50_000_00))
+    assert facts.at_risk_arr == (Money("USD", 130_000_00), Money("EUR", 50_000_00))
+    assert facts.disagreements[0].arr == Money("EUR", 50_000_00)
+    assert facts.money_note.startswith("partial: amounts in EUR are left out")
+    assert "\n" not in facts.money_note
+    blocks = build_digest_message(facts).as_kwargs()["blocks"]
+    notes = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert any("partial: amounts in EUR" in note for note in notes)
 
 
 def test_a_team_without_accounts_and_an_unknown_team(engine: Engine) -> None:
