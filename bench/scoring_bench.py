@@ -9,13 +9,17 @@ PostgreSQL (what autovacuum would do after a load; SQLite gets no statistics, as
 production). Generation is timed apart and is not part of the figure.
 
 Then a fresh process runs one `score_accounts(engine, as_of, scorecard)` with the default
-scorecard and reports its wall time, split by phase (each query of the measures, computing
-the scores, writing them, the rest) and the process's peak resident memory (`ru_maxrss`),
-so neither generation nor the parent process counts. The phases are timed by wrapping the
-functions `score_accounts` calls; `--profile DIR` also writes cProfile statistics of the
-scoring run. `--repeat N` scores N times (each run on a day without scores, each in a
-fresh process) and reports the fastest, as timing on a shared machine calls for.
-`--keep` keeps the generated databases; `--url` then scores a kept book again.
+scorecard (`load_scorecard()`) and reports its wall time, split by phase (each query of the
+preset measures, each declared measure's read, computing the scores, writing them, the
+rest) and the process's peak resident memory (`ru_maxrss`), so neither generation nor the
+parent process counts. The phases are timed by wrapping the functions `score_accounts`
+calls (a declared measure's read includes the sets its signals share, such as the accounts
+reporting usage, when it is the first to ask for them); `--profile DIR` also writes
+cProfile statistics of the scoring run. `--repeat N` scores N times (each run on a day
+without scores, each in a fresh process) and reports the fastest, as timing on a shared
+machine calls for.
+`--keep` keeps the generated databases; `--url` then scores a kept book again;
+`--scorecard FILE` scores with another scorecard than the shipped default.
 """
 
 from __future__ import annotations
@@ -47,9 +51,13 @@ from sqlalchemy.engine import make_url
 from sqlmodel import col
 
 import scoring.health
+import scoring.readings
 from bench.scoring_book import COLUMNS, book_rows
 from scoring import load_scorecard, score_accounts
-from scoring.measures import MEASURES, SHARED_QUERIES
+from scoring.measures import MEASURES, SHARED_QUERIES, Readings
+from scoring.scorecard import Scorecard
+from scoring.signals.context import SignalContext
+from scoring.signals.spec import SignalBase
 from store.db import make_engine, open_store
 from store.models import HealthScore
 
@@ -155,6 +163,7 @@ def _timed(phases: dict[str, float], phase: str, fn: Callable[..., _T]) -> Calla
 _PHASES = {
     "_live_account_ids": "live accounts",
     "_chooser": "scorecard per account",
+    "rank_readings": "percentile ranks",
     "_previous_bands": "previous bands",
     "compute_score": "compute scores",
     "_write_scores": "write scores",
@@ -163,11 +172,27 @@ _PHASES = {
 """Functions `score_accounts` calls, timed as these phases (the queries are timed apart)."""
 
 
+def _timed_signals(
+    phases: dict[str, float], scorecard: Scorecard, read: Callable[..., Readings]
+) -> Callable[..., Readings]:
+    """`read_signal`, timing each declared measure's read as `read <measure name>`."""
+    names = {id(m.signal): m.name for m in scorecard.measures() if m.signal is not None}
+
+    def timed(ctx: SignalContext, signal: SignalBase, **kwargs: Any) -> Readings:
+        phase = f"read {names.get(id(signal), type(signal).__name__)} (declared)"
+        return _timed(phases, phase, read)(ctx, signal, **kwargs)
+
+    return timed
+
+
 @contextmanager
-def instrumented(phases: dict[str, float]) -> Iterator[None]:
-    """Time each query of the measures and the functions of `_PHASES` into `phases`."""
+def instrumented(phases: dict[str, float], scorecard: Scorecard) -> Iterator[None]:
+    """Time each query of the preset measures, each declared measure's read and the
+    functions of `_PHASES` into `phases`."""
     saved_measures, saved_shared = dict(MEASURES), dict(SHARED_QUERIES)
     saved = {name: getattr(scoring.health, name) for name in _PHASES}
+    saved_read = getattr(scoring.readings, "read_signal")  # noqa: B009  # not exported
+    setattr(scoring.readings, "read_signal", _timed_signals(phases, scorecard, saved_read))  # noqa: B010
     shared = {name for query in saved_shared.values() for name in query.measures}
     for key, query in saved_shared.items():
         label = f"query {key} ({len(query.measures)} measures)"
@@ -180,19 +205,21 @@ def instrumented(phases: dict[str, float]) -> Iterator[None]:
     try:
         yield
     finally:
+        setattr(scoring.readings, "read_signal", saved_read)  # noqa: B010
         MEASURES.update(saved_measures)
         SHARED_QUERIES.update(saved_shared)
         for name, fn in saved.items():
             setattr(scoring.health, name, fn)
 
 
-def score_once(url: str, profile: Path | None) -> Scoring:
-    """One full scoring of the store at `url`; run it in a fresh process."""
+def score_once(url: str, profile: Path | None, scorecard_path: Path | None = None) -> Scoring:
+    """One full scoring of the store at `url` with the scorecard at `scorecard_path` (the
+    default one when None); run it in a fresh process."""
     engine = make_engine(url)
-    scorecard = load_scorecard()
+    scorecard = load_scorecard(scorecard_path)
     phases: dict[str, float] = defaultdict(float)
     profiler = cProfile.Profile() if profile is not None else None
-    with instrumented(phases):
+    with instrumented(phases, scorecard):
         started, cpu = time.perf_counter(), time.process_time()
         if profiler is not None:
             profiler.enable()
@@ -259,7 +286,7 @@ def run(database: str, url: str, args: argparse.Namespace, fresh: bool) -> Figur
     for attempt in range(args.repeat):
         if attempt or not fresh:
             clear_day(url)
-        runs.append(_in_fresh_process(score_once, url, stats))
+        runs.append(_in_fresh_process(score_once, url, stats, args.scorecard))
     fastest = min(runs, key=lambda r: r.total_s)
     return Figures(database, fastest, [r.total_s for r in runs], rows, generate_s)
 
@@ -296,6 +323,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
     parser.add_argument("--url", default=None, help="score this kept book instead of a new one")
     parser.add_argument("--repeat", type=int, default=1, help="score N times, report the fastest")
+    parser.add_argument(
+        "--scorecard", type=Path, default=None, help="score with this file (default: shipped)"
+    )
     args = parser.parse_args()
     console = Console()
     results: list[Figures] = []

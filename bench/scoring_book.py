@@ -4,12 +4,15 @@
 bulk insert: accounts, tickets (about ten per account, skewed: a few accounts
 have many), one subscription each (some past due, unpaid, paused or canceled), six months
 of monthly invoices (failed ones for delinquent subscriptions and a few retried late),
-survey answers for a third of the accounts, CSM sentiment for two in five, and 52 weekly
-usage snapshots per account. A latent health per account ties these together, and one
-account in ten declines over the last two months (fewer active users, more tickets), so
-the scores spread over every band. Rows come in the order syncs over time would have
-stored them (tickets oldest first, usage week by week), so the tables' physical order is
-realistic, not grouped by account.
+NPS and CSAT survey answers for a third of the accounts, CSM sentiment for two in five, 52
+weekly usage snapshots per account, as many rows of long-form usage metrics (the last 26
+weeks of `logins`, and as many rows again of six `feature_*` metrics, a zero not being a
+row) and about three traits per account (`contract_type`, with some accounts' earlier
+value, `payment_method` and `plan`). A latent health per account ties these together, and
+one account in ten declines over the last two months (fewer active users and logins, fewer
+features, more tickets), so the scores spread over every band. Rows come in the order syncs
+over time would have stored them (tickets oldest first, usage week by week), so the
+tables' physical order is realistic, not grouped by account.
 
 Timestamps are text in the store's own format (`YYYY-MM-DD HH:MM:SS.ffffff`, naive UTC),
 which SQLite compares as text and PostgreSQL parses on COPY; dates are ISO text. The same
@@ -50,14 +53,34 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "source", "external_id", "account_id", "period_start", "active_users",
         "licensed_seats", "recorded_at",
     ),
+    "usage_metrics": (
+        "source", "external_id", "account_id", "day", "period_days", "metric", "value",
+        "recorded_at",
+    ),
+    "account_traits": ("account_id", "name", "kind", "text", "source", "seen_at"),
 }  # fmt: skip
 """The columns each table's rows fill, in order; parents before children."""
 
-Row = tuple[str | int | None, ...]
+Row = tuple[str | int | float | None, ...]
 _Tables = dict[str, list[Row]]
 
 TICKETS_PER_ACCOUNT = 10
 WEEKS = 52
+METRIC_WEEKS = 26
+"""Weeks of long-form usage metrics: a row of `logins` each, and as many `feature_*` rows
+in all, so the long-form table holds as many rows as the weekly snapshots."""
+FEATURES = (
+    "feature_reports",
+    "feature_dashboards",
+    "feature_exports",
+    "feature_integrations",
+    "feature_automations",
+    "feature_api",
+)
+_EVENTS_PER_USER = (2.0, 3.0, 0.8, 1.5, 4.0, 20.0)
+_CONTRACTS = ("monthly", "annual", "two_year")
+_PAYMENT_METHODS = ("card", "invoice", "direct_debit")
+_PLANS = {"SMB": "starter", "Mid-Market": "growth", "Enterprise": "enterprise"}
 INVOICE_MONTHS = 6
 _SEGMENTS = (("SMB", 0.6, 5, 30), ("Mid-Market", 0.3, 30, 200), ("Enterprise", 0.1, 200, 2000))
 _PRIORITIES = (None, "low", "normal", "high", "urgent")
@@ -69,6 +92,7 @@ _STORED_BY = {
     "tickets": "created_at",
     "survey_responses": "responded_at",
     "sentiment_entries": "recorded_at",
+    "account_traits": "seen_at",
 }
 """The tables a sync fills over time, and the column that orders them."""
 _NOTES = ("", "renewal on track", "exec sponsor left", "asked about pricing", "expanding")
@@ -288,6 +312,61 @@ def _weeks(as_of: date, clock: _Clock) -> list[tuple[str, str]]:
     ]
 
 
+def _feature_weeks(r: random.Random, a: _Account) -> bytes:
+    """Which features the account used each of the last `METRIC_WEEKS` weeks (a bit per
+    feature of `FEATURES`, a byte per week, oldest first): `METRIC_WEEKS` feature-weeks in
+    all, among the one to six features it uses (more when healthy); a declining account
+    keeps only its main feature over the last eight weeks."""
+    breadth = max(1, min(len(FEATURES), round(1 + a.health * 5 + r.uniform(-1, 1))))
+    used = sorted(r.sample(range(len(FEATURES)), breadth))
+    slots = [
+        (week, f)
+        for week in range(METRIC_WEEKS)
+        for f in (used[:1] if a.declining and week >= METRIC_WEEKS - 8 else used)
+    ]
+    masks = bytearray(METRIC_WEEKS)
+    for week, f in r.sample(slots, METRIC_WEEKS):
+        masks[week] |= 1 << f
+    return bytes(masks)
+
+
+def _metrics(
+    r: random.Random, week: int, start: str, recorded: str, a: _Account, mask: int
+) -> list[Row]:
+    """One week's long-form rows of the account (`week` counts from the oldest of the
+    `METRIC_WEEKS`): its logins, and the events of each feature it used that week."""
+    left = METRIC_WEEKS - 1 - week
+    fade = 1 - 0.5 * (8 - left) / 8 if a.declining and left < 8 else 1.0
+    users = a.seats * (0.25 + 0.7 * a.health) * fade
+    key = f"m{a.id:07d}-{week:02d}"
+    logins = float(round(users * 3 * r.uniform(0.8, 1.2)))
+    rows: list[Row] = [("product", f"{key}-logins", a.id, start, 7, "logins", logins, recorded)]
+    for f, feature in enumerate(FEATURES):
+        if mask >> f & 1:
+            events = float(max(1, round(users * _EVENTS_PER_USER[f] * r.uniform(0.5, 1.5))))
+            rows.append(("product", f"{key}-{feature}", a.id, start, 7, feature, events, recorded))
+    return rows
+
+
+def _traits(r: random.Random, clock: _Clock, a: _Account) -> list[Row]:
+    """The account's `contract_type` (one in five changed it since it was created, and
+    fragile accounts hold monthly contracts more), `payment_method` and `plan`, each seen
+    first when the account was created."""
+    created = a.age_days * 1440
+    contract = r.choices(_CONTRACTS, (1.6 - a.health, 1.0, 0.3 + a.health * 0.4))[0]
+    rows: list[Row] = []
+    if r.random() < 0.2:
+        earlier = r.choice([c for c in _CONTRACTS if c != contract])
+        rows.append((a.id, "contract_type", "category", earlier, "crm", clock.stamp(created)))
+        created = r.randint(1, a.age_days - 1) * 1440
+    rows.append((a.id, "contract_type", "category", contract, "crm", clock.stamp(created)))
+    method = r.choices(_PAYMENT_METHODS, (5, 3 if a.segment == "SMB" else 6, 2))[0]
+    first = clock.stamp(a.age_days * 1440)
+    rows.append((a.id, "payment_method", "category", method, "crm", first))
+    rows.append((a.id, "plan", "category", _PLANS[a.segment], "crm", first))
+    return rows
+
+
 def _account_row(r: random.Random, clock: _Clock, a: _Account) -> Row:
     deleted = clock.stamp(r.randint(1, 300) * 1440) if r.random() < 0.01 else None
     return (
@@ -316,13 +395,15 @@ def _by_time(rows: list[Row], column: str, table: str) -> list[Row]:
 
 
 def book_rows(accounts: int, as_of: date, *, seed: int = 7) -> Iterator[tuple[str, list[Row]]]:
-    """The book's rows as `(table, batch)`, parents first; tickets, invoices, survey answers
-    and sentiment oldest first and usage week by week, as syncs over time store them."""
+    """The book's rows as `(table, batch)`, parents first; tickets, invoices, survey answers,
+    sentiment and traits oldest first and usage week by week, as syncs over time store
+    them."""
     clock = _Clock(as_of)
     book = _accounts(accounts, seed)
     tickets = _ticket_counts(book, seed)
     r = random.Random(f"{seed}-rows")
-    rows: _Tables = {table: [] for table in COLUMNS if table != "usage_snapshots"}
+    weekly = ("usage_snapshots", "usage_metrics")
+    rows: _Tables = {table: [] for table in COLUMNS if table not in weekly}
     for a in book:
         rows["accounts"].append(_account_row(r, clock, a))
         subscription, status, started = _subscription(r, clock, a)
@@ -331,9 +412,18 @@ def book_rows(accounts: int, as_of: date, *, seed: int = 7) -> Iterator[tuple[st
         rows["tickets"] += _tickets(r, clock, a, tickets[a.id - 1])
         rows["survey_responses"] += _surveys(r, clock, a)
         rows["sentiment_entries"] += _sentiments(r, clock, a)
+        rows["account_traits"] += _traits(r, clock, a)
     yield from _batches("accounts", rows.pop("accounts"))
     yield from _batches("subscriptions", rows.pop("subscriptions"))
     for table, column in _STORED_BY.items():
         yield from _batches(table, _by_time(rows.pop(table), column, table))
-    for week, (start, recorded) in enumerate(_weeks(as_of, clock)):
+    weeks = _weeks(as_of, clock)
+    for week, (start, recorded) in enumerate(weeks):
         yield "usage_snapshots", [_usage(r, week, start, recorded, a) for a in book]
+    m = random.Random(f"{seed}-metrics")
+    features = [_feature_weeks(m, a) for a in book]
+    for week, (start, recorded) in enumerate(weeks[-METRIC_WEEKS:]):
+        batch: list[Row] = []
+        for a, masks in zip(book, features, strict=True):
+            batch += _metrics(m, week, start, recorded, a, masks[week])
+        yield from _batches("usage_metrics", batch)
