@@ -40,6 +40,7 @@ threshold:
 
 from __future__ import annotations
 
+import re
 import tomllib
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
@@ -172,16 +173,27 @@ class CategoryNormalisation(_Strict):
     scores: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(min_length=1)
     otherwise: float | None = Field(default=None, ge=0, le=100)
 
+    @property
+    def _folded(self) -> dict[str, float]:
+        return {fold_word(word): score for word, score in self.scores.items()}
+
     def knows(self, word: str) -> bool:
-        return word in self.scores or self.otherwise is not None
+        return fold_word(word) in self._folded or self.otherwise is not None
 
     def score(self, value: float | str) -> float:
-        word = str(value)
-        if word in self.scores:
-            return self.scores[word]
+        word = fold_word(str(value))
+        folded = self._folded
+        if word in folded:
+            return folded[word]
         if self.otherwise is None:
-            raise KeyError(word)
+            raise KeyError(str(value))
         return self.otherwise
+
+
+def fold_word(word: str) -> str:
+    """A category word as compared: any case, and `_`, `-` and spaces alike, so
+    `Month-to-month`, `month_to_month` and `month to month` are one word."""
+    return re.sub(r"[\s_-]+", " ", word.strip().casefold())
 
 
 class PercentileNormalisation(_Strict):
@@ -425,7 +437,7 @@ class Condition(_Strict):
         if score is None:
             return False
         if self.value_in is not None:
-            return str(value) in self.value_in
+            return fold_word(str(value)) in {fold_word(word) for word in self.value_in}
         return self.score_at_most is not None and score <= self.score_at_most
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -346,3 +347,47 @@ def _toml(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return str(value)
+
+
+def test_the_practice_scorecard_reads_every_signal_it_declares(engine: Engine) -> None:
+    card = Scorecard.model_validate(
+        tomllib.loads(Path("scoring/practice_scorecard.toml").read_text(encoding="utf-8"))
+    )
+    with session_scope(engine) as s:
+        ids = [account(s, f"A{n}", created_at=ago(300 + n)) for n in range(12)]
+        for n, a in enumerate(ids):
+            for w in range(1, 10):
+                usage(s, a, weeks_back(w), active=8 + n, seats=20)
+                metric(s, a, weeks_back(w), "active_users", 8 + n, period_days=7)
+                metric(s, a, weeks_back(w), "logins", 20 + n * w, period_days=7)
+                metric(s, a, weeks_back(w), "feature_reports", n % 3, period_days=7)
+                metric(s, a, weeks_back(w), "feature_api", 1, period_days=7)
+            survey(s, a, ago(20), 6 + n % 5, kind="nps", scale_max=10)
+            survey(s, a, ago(20), 3 + n % 3, kind="csat", scale_max=5)
+            ticket(s, a, ago(5))
+            subscription(s, a)
+            sentiment(s, a, "green", ago(3))
+        write_traits(
+            s,
+            "crm",
+            {a: {"contract_type": TraitValue.parse("category", "Month-to-month")} for a in ids},
+            ago(100),
+        )
+    from scoring.health import score_accounts
+
+    score_accounts(engine, AS_OF, card)
+    with Session(engine) as session:
+        from scoring.health import explain
+
+        latest = explain(session, ids[0]).latest
+    assert latest is not None
+    measures = {
+        m: entry
+        for comp in latest.components.values()
+        if isinstance(comp, dict)
+        for m, entry in (comp.get("measures") or {}).items()
+    }
+    missing = sorted(m for m, entry in measures.items() if entry["value"] is None)
+    assert missing == ["failed_payments"], missing  # no invoices
+    assert measures["contract"]["value"] == "Month-to-month"
+    assert measures["contract"]["score"] == 30
