@@ -17,10 +17,11 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
 
 import reports
@@ -29,6 +30,9 @@ from logs import setup_logging
 from settings import ConfigError, Settings, get_settings
 from store import lookup
 from store.db import open_store
+
+if TYPE_CHECKING:
+    from scoring.scorecard import Scorecard
 
 __all__ = ["app", "main"]
 
@@ -92,7 +96,7 @@ def _guard(settings: Settings | None = None) -> Iterator[None]:
     except _known_errors() as exc:
         secrets = settings.secrets() if settings else []
         line = views.scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, secrets)
-        err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -274,8 +278,9 @@ def accounts_command(as_json: JsonOption = False) -> None:
     rows = reports.accounts_overview(_engine(settings), rates)
     if as_json:
         views.print_json(out, rows)
-        if reports.accounts_money_note(rows):
-            err.print(reports.accounts_money_note(rows), highlight=False, soft_wrap=True)
+        note = reports.accounts_money_note(rows) if rows else ""
+        if note:
+            err.print(note, highlight=False, markup=False, soft_wrap=True)
     else:
         reports.print_accounts(out, rows)
 
@@ -441,7 +446,8 @@ def team_command(
     if as_json:
         views.print_json(out, asdict(report))
         if report.missing_rates:
-            err.print(missing_rates_note(report.missing_rates, report.currency), highlight=False)
+            note = missing_rates_note(report.missing_rates, report.currency)
+            err.print(note, highlight=False, markup=False, soft_wrap=True)
     else:
         print_team_report(out, report)
 
@@ -528,11 +534,15 @@ def scorecard_check(
         Path | None, typer.Argument(help="A scorecard file (default: SCORECARD_PATH, or ours).")
     ] = None,
 ) -> None:
-    """Validate a scorecard: every problem with its line, or what the scorecard holds."""
+    """Validate a scorecard: every problem with its line, or what the scorecard holds.
+
+    With a store, declared measures are checked against it too: a metric or trait name the
+    store does not hold is an error naming the line and the names it holds."""
     from scoring.scorecard import ScorecardError, check_scorecard
     from scoring.selection import is_scorecard_set, load_scorecards
 
-    path = file or _settings().scorecard_path
+    settings = _settings()
+    path = file or settings.scorecard_path
     if path is not None and is_scorecard_set(path):
         try:
             cards = load_scorecards(path)
@@ -564,7 +574,9 @@ def scorecard_check(
     except ScorecardError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
-    if scorecard is None:
+    if scorecard is not None:
+        problems = _signal_problems(settings, path, scorecard)
+    if scorecard is None or problems:
         for problem in problems:
             err.print(problem, highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
@@ -585,6 +597,24 @@ def scorecard_check(
         + ", ".join(rule.name for rule in scorecard.caps),
         highlight=False,
     )
+
+
+def _signal_problems(settings: Settings, path: Path | None, scorecard: Scorecard) -> list[str]:
+    """The declared measures naming a metric or trait the store lacks (none without a store
+    or without declared measures)."""
+    if not any(m.signal is not None for m in scorecard.measures()):
+        return []
+    from sqlmodel import Session
+
+    from scoring.signals.catalog import signal_problems, store_catalog
+
+    with Session(_engine(settings)) as session:
+        catalog = store_catalog(session)
+    if not catalog.metrics and not catalog.traits:  # nothing synced yet: nothing to check
+        return []
+    name = str(path) if path is not None else "default_scorecard.toml"
+    text = Path(path).read_text(encoding="utf-8") if path is not None else ""
+    return signal_problems(name, text, scorecard, catalog)
 
 
 @sources_app.command("list")

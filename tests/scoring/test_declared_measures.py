@@ -391,3 +391,48 @@ def test_the_practice_scorecard_reads_every_signal_it_declares(engine: Engine) -
     assert missing == ["failed_payments"], missing  # no invoices
     assert measures["contract"]["value"] == "Month-to-month"
     assert measures["contract"]["score"] == 30
+
+
+def test_scorecard_check_names_unknown_metrics_and_traits_with_their_line(engine: Engine) -> None:
+    from scoring.signals.catalog import signal_problems, store_catalog
+
+    text = """version = "x"
+
+[components.usage]
+weight = 1
+
+[[components.usage.measures]]
+name = "logins_30d"
+weight = 1
+signal = { kind = "metric", metric = "loggins" }
+normalise = { kind = "percentile" }
+
+[[components.usage.measures]]
+name = "plan"
+weight = 1
+signal = { kind = "trait", trait = "plan" }
+normalise = { kind = "categories", scores = { pro = 90 }, otherwise = 50 }
+
+[[components.usage.measures]]
+name = "breadth"
+weight = 1
+signal = { kind = "breadth", prefix = "module_" }
+normalise = { kind = "percentile" }
+"""
+    card = Scorecard.model_validate(tomllib.loads(text))
+    with session_scope(engine) as s:
+        a = account(s, "A")
+        metric(s, a, days_back(1), "logins", 3)
+        metric(s, a, days_back(1), "feature_api", 3)
+        write_traits(s, "crm", {a: {"contract_type": TraitValue.parse("category", "x")}}, ago(1))
+    with Session(engine) as session:
+        catalog = store_catalog(session)
+    problems = signal_problems("card.toml", text, card, catalog)
+    assert problems == [
+        "card.toml:9: components.usage.measures[0]: unknown metric 'loggins' in logins_30d; "
+        "the store holds: feature_api, logins",
+        "card.toml:15: components.usage.measures[1]: unknown trait 'plan' in plan; "
+        "the store holds: contract_type",
+        "card.toml:21: components.usage.measures[2]: no metric starts with 'module_' in "
+        "breadth; the store holds: feature_api, logins",
+    ]
