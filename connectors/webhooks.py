@@ -43,6 +43,7 @@ from connectors.base import Fetcher, Record, table_of, validate_record
 from connectors.errors import MappingError, SyncError, scrub
 from connectors.http import ClientOptions
 from connectors.identity import resolve_identities
+from connectors.trait_records import PendingTrait, is_trait_record, write_trait_records
 from settings import Settings
 from store.db import session_scope
 from store.models import Account, QuarantinedRecord, WebhookEvent
@@ -284,7 +285,8 @@ def _quarantine(
 def _mapped(hook: WebhookSource, event: VendorEvent, fetcher: Fetcher | None) -> list[Record]:
     records = [_stamped(hook.source, r) for r in hook.records(event, fetcher)]
     for record in records:
-        validate_record(record)
+        if not is_trait_record(record):  # trait values are checked as they are written
+            validate_record(record)
     return records
 
 
@@ -339,8 +341,17 @@ def apply_events(
                 reason = scrub(str(exc), hidden)
                 failed.append(Applied(event, 0, frozenset(), f"left to the next sync: {reason}"))
     applied: list[Applied] = []
+    traits = [
+        PendingTrait(event.event_id, dict(event.payload), r)
+        for event, records in mapped
+        for r in records
+        if is_trait_record(r)
+    ]
+    mapped = [(event, [r for r in records if not is_trait_record(r)]) for event, records in mapped]
     with session_scope(engine) as session:
         _upsert(session, [r for _, records in mapped for r in records])
+        if traits:  # after their accounts, which the same events carry
+            write_trait_records(session, traits, now)
         for event, reason in quarantined:
             _quarantine(session, hook.source, event, reason, now)
         if any(records for _, records in mapped):

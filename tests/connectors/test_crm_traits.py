@@ -193,3 +193,32 @@ def test_a_salesforce_trait_field_must_be_an_api_name(tmp_path: Path) -> None:
     settings = _salesforce(tmp_path, '[salesforce.traits]\nplan = "Plan__c; DROP"\n')
     with pytest.raises(ConfigError, match=r"not a field API name"):
         salesforce.build(settings)
+
+
+def test_a_hubspot_company_webhook_writes_its_traits(engine: Engine, tmp_path: Path) -> None:
+    import httpx
+
+    from connectors import hubspot_webhook
+    from connectors.webhooks import VendorEvent, apply_events
+
+    def company(request: httpx.Request) -> httpx.Response:
+        assert "contract_type" in request.url.params["properties"].split(",")
+        properties = {
+            "name": "Acme",
+            "domain": "acme.com",
+            "contract_type": "annual",
+            "numberofemployees": "42",
+            "hs_lastmodifieddate": "2025-06-01T10:00:00Z",
+        }
+        return httpx.Response(200, json={"id": "77", "properties": properties, "archived": False})
+
+    client = ClientOptions(transport=httpx.MockTransport(company), sleep=lambda _s: None)
+    hook = hubspot_webhook.build(_hubspot(tmp_path), client)
+    event = VendorEvent("e1", "company.propertyChange", {"objectId": 77, "eventId": 1})
+    [applied] = apply_events(engine, hook, [event], NOW)
+    assert applied.error is None
+    ids = _ids(engine, "hubspot")
+    with Session(engine) as session:
+        traits = latest_traits(session, ["contract_type", "employees"], LATER)
+    assert traits["contract_type"][ids["77"]].text == "annual"
+    assert traits["employees"][ids["77"]].number == 42.0
