@@ -335,7 +335,17 @@ def explain(
 
     settings = _settings()
     engine = _engine(settings)
-    _run(settings, lambda: pipeline.print_explain(out, engine, account, settings.stale_after))
+    from scoring.scorecard import ScorecardError
+    from scoring.selection import load_scorecards
+
+    try:
+        cards = load_scorecards(settings.scorecard_path).scorecards
+    except ScorecardError:
+        cards = []  # explain what is stored; `scorecard check` says what is wrong
+    _run(
+        settings,
+        lambda: pipeline.print_explain(out, engine, account, settings.stale_after, cards),
+    )
 
 
 @app.command("backtest")

@@ -6,7 +6,7 @@ The CLI's commands, the scheduler's job and the demo all go through these functi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -33,7 +33,7 @@ from notifications.playbooks import run_playbooks
 from notifications.playbooks_slack import post_tasks, remind_overdue
 from scoring import ScoreRunSummary, explain, record_sentiment, score_accounts
 from scoring.breakdown import MeasureLine, StaleAfter, measure_lines
-from scoring.scorecard import SIGNALS
+from scoring.scorecard import SIGNALS, Scorecard
 from scoring.selection import load_scorecards
 from scoring.trend import WINDOWS, moves, score_on_or_before
 from settings import Settings
@@ -221,7 +221,7 @@ def _measure_row(line: MeasureLine) -> list[str]:
 
     return [
         line.component,
-        line.measure,
+        f"{line.text} ({line.measure})" if line.text else line.measure,
         _value_text(line.value),
         number(line.score),
         f"{line.weight:.0%}" if line.score is not None else "",
@@ -251,7 +251,11 @@ def _trend_lines(session: Session, latest: HealthScore) -> list[str]:
 
 
 def print_explain(
-    console: Console, engine: Engine, needle: str, stale_after: StaleAfter | None = None
+    console: Console,
+    engine: Engine,
+    needle: str,
+    stale_after: StaleAfter | None = None,
+    scorecards: Sequence[Scorecard] = (),
 ) -> None:
     """The account's score, components, drivers and history, for a person; a measure's data
     is stale after `stale_after(source)` (`Settings.stale_after`), else `STALE_AFTER`."""
@@ -263,7 +267,9 @@ def print_explain(
         previous = health.history[-2] if len(health.history) > 1 else None
         latest = health.latest
         measures = (
-            measure_lines(session, latest, previous, stale_after=stale_after) if latest else []
+            measure_lines(session, latest, previous, stale_after=stale_after, scorecards=scorecards)
+            if latest
+            else []
         )
         trend = _trend_lines(session, health.latest) if health.latest else []
     latest = health.latest

@@ -10,7 +10,7 @@ by a failing or lagging source is flagged `stale` instead of passing for the tru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy import func, select, union
 from sqlmodel import Session, SQLModel, col
 
 from scoring.measures import MEASURES
-from scoring.scorecard import RESERVED_NAMES
+from scoring.scorecard import RESERVED_NAMES, Scorecard
 from store.models import (
     AccountTrait,
     HealthScore,
@@ -80,6 +80,8 @@ class MeasureLine:
     change: float | None
     data: str
     stale: bool
+    text: str = ""
+    """The measure's driver sentence for its value, when its scorecard is known."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,9 +292,12 @@ def measure_lines(
     previous: HealthScore | None,
     now: datetime | None = None,
     stale_after: StaleAfter | None = None,
+    scorecards: Sequence[Scorecard] = (),
 ) -> list[MeasureLine]:
-    """Every measure of `latest`, with its change since `previous` and its data's freshness."""
+    """Every measure of `latest`, with its change since `previous` and its data's freshness,
+    and, when `scorecards` hold the one that made the score, its driver sentence."""
     now = now or utcnow()
+    card = next((c for c in scorecards if c.version == latest.scorecard_version), None)
     states = _source_states(session, stale_after)
     before = _previous_scores(previous)
     lines = []
@@ -315,6 +320,21 @@ def measure_lines(
                     change=None if score is None or old is None else round(score - old, 1),
                     data=data,
                     stale=stale,
+                    text=_sentence(card, mname, entry, score),
                 )
             )
     return lines
+
+
+def _sentence(
+    card: Scorecard | None, measure: str, entry: Mapping[str, Any], score: float | None
+) -> str:
+    """The measure's driver sentence for its stored value ("" without data or scorecard)."""
+    if card is None or score is None or entry.get("value") is None:
+        return ""
+    try:
+        found = card.find_measure(measure)[1]
+        positive = score >= card.bands.green
+        return found.describe(entry["value"], entry.get("details") or {}, positive=positive)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return ""  # a score made by another version of the scorecard

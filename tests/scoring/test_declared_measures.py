@@ -391,6 +391,18 @@ def test_the_practice_scorecard_reads_every_signal_it_declares(engine: Engine) -
     assert missing == ["failed_payments"], missing  # no invoices
     assert measures["contract"]["value"] == "Month-to-month"
     assert measures["contract"]["score"] == 30
+    from scoring.breakdown import measure_lines
+
+    with Session(engine) as session:
+        lines = {
+            line.measure: line for line in measure_lines(session, latest, None, scorecards=[card])
+        }
+    assert lines["contract"].text == "Contract: Month-to-month"
+    assert lines["feature_breadth"].text.startswith("1 of 2 product modules")
+    assert lines["login_recency"].text == "Last login 7 days ago"
+    assert lines["nps"].text.startswith("NPS ")
+    assert lines["failed_payments"].text == ""  # no data: nothing to say
+    assert all(line.text for name, line in lines.items() if name != "failed_payments")
 
 
 def test_scorecard_check_names_unknown_metrics_and_traits_with_their_line(engine: Engine) -> None:
