@@ -400,7 +400,12 @@ def backtest_command(
         charts=charts,
         quiet=as_json,
     )
-    payload = _run(settings, lambda: run_backtest(out, err, engine, live, options, date.today()))
+    try:
+        payload = _run(
+            settings, lambda: run_backtest(out, err, engine, live, options, date.today())
+        )
+    finally:
+        engine.dispose()
     if payload is None:
         err.print(
             "the store has no scored customer history to backtest: run `health-agent sync` "

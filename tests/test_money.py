@@ -194,6 +194,14 @@ def test_accounts_command_in_the_reporting_currency(sqlite_url: str, tmp_path: P
     assert partial.exit_code == 0, partial.output
     [line] = partial.stderr.strip().splitlines()
     assert line.startswith("partial: amounts in EUR are left out (no exchange rate to USD)")
+    assert line.endswith(
+        "add EUR to [exchange_rates] in the sources file or to EXCHANGE_RATES_FILE"
+    )
+    sources = tmp_path / "sources.toml"
+    sources.write_text('exchange_rates = "EUR 1.1"\n')
+    broken = runner.invoke(app, ["accounts"], env=env | {"SOURCES_FILE": str(sources)})
+    assert broken.exit_code == 1
+    assert broken.stderr.strip() == f"error: {sources}: [exchange_rates] must be a table of rates"
     table = runner.invoke(app, ["accounts"], env=env | {"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     assert "1,000 EUR" in table.stdout  # shown as stated when it cannot be converted

@@ -704,6 +704,7 @@ def test_team_command_in_the_reporting_currency(sqlite_url: str, tmp_path: Path)
     assert json.loads(missing.stdout)["missing_rates"] == ["EUR"]
     [line] = missing.stderr.strip().splitlines()
     assert line.startswith("partial: amounts in EUR are left out (no exchange rate to USD)")
+    assert "add EUR to [exchange_rates] in the sources file or to EXCHANGE_RATES_FILE" in line
     rates.write_text("date,currency,rate\n2026-01-01,EUR,lots\n")
     broken = runner.invoke(app, ["team", "--period", "2026-Q3"], env=env)
     assert broken.exit_code == 1
