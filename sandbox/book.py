@@ -117,13 +117,14 @@ def generate_book(seed: int = 7, accounts: int = 300, today: date | None = None)
     stories = {p.story: p.company_id for p in profiles if p.story is not None}
     usage = make_usage(seed, tl, profiles)
     traits = make_traits(seed, tl, profiles)
+    changes = trait_changes(profiles, traits)
     return Book(
         seed=seed,
         today=day,
         now=tl.now,
         teams=teams,
         owners=owners,
-        companies=make_companies(seed, tl, profiles, sentiments),
+        companies=make_companies(seed, tl, profiles, sentiments, changes),
         deals=make_deals(seed, tl, profiles),
         organizations=support.organizations,
         zendesk_users=support.users,
@@ -143,5 +144,5 @@ def generate_book(seed: int = 7, accounts: int = 300, today: date | None = None)
         surveys=make_surveys(
             seed, tl, profiles, support.organizations, support.users, support.tickets
         ),
-        traits=trait_changes(profiles, traits),
+        traits=changes,
     )

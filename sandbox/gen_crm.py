@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sandbox.gen_accounts import Profile, Timeline, add_months, rng
 from sandbox.gen_billing import arr_dollars
 from sandbox.gen_traits import fragility
-from sandbox.records import Company, Deal, Sentiment
+from sandbox.records import Company, Deal, Sentiment, TraitChange
 
 __all__ = ["make_companies", "make_deals"]
 
@@ -59,10 +59,18 @@ def _renewal(p: Profile, tl: Timeline) -> datetime | None:
 
 
 def make_companies(
-    seed: int, tl: Timeline, profiles: list[Profile], sentiments: tuple[Sentiment, ...]
+    seed: int,
+    tl: Timeline,
+    profiles: list[Profile],
+    sentiments: tuple[Sentiment, ...],
+    traits: tuple[TraitChange, ...] = (),
 ) -> tuple[Company, ...]:
-    """One company per profile, plus two archived ones, in id order."""
+    """One company per profile, plus two archived ones, in id order. A company was last
+    modified after its latest sentiment and its latest custom property change."""
     latest_sentiment = {s.company_id: s for s in sentiments}
+    latest_trait: dict[str, datetime] = {}
+    for t in traits:
+        latest_trait[t.company_id] = max(t.changed_at, latest_trait.get(t.company_id, t.changed_at))
     out: list[Company] = []
     for p in profiles:
         r = rng(seed, "company", p.index)
@@ -71,6 +79,8 @@ def make_companies(
         touched = since + (tl.now - timedelta(minutes=20) - since) * r.random()
         if last is not None:
             touched = max(touched, last.recorded_at + timedelta(seconds=r.randint(1, 600)))
+        if (changed := latest_trait.get(p.company_id)) is not None:
+            touched = max(touched, changed + timedelta(seconds=1))
         employees = _employees(r.randint(*_EMPLOYEES[p.segment]), p.segment, fragility(seed, p))
         stage = (
             "other"

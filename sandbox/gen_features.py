@@ -1,11 +1,13 @@
-"""Per-feature product usage in long form: logins, active users, module events, help reads.
+"""Per-feature product usage in long form: logins, module events, help articles read.
 
 What a product analytics export holds, weekly, for each account while it is a customer,
-over the 56 complete weeks before `today` (about 13 months): `logins`, `active_users`,
-events of six product modules (`feature_reports`, `feature_dashboards`,
-`feature_exports`, `feature_integrations`, `feature_automations`, `feature_api`) and
-`help_articles_read`. `active_users` is the same number as the weekly usage CSV's for the
-weeks both cover. A zero is not a row, as in real event exports.
+over the 56 complete weeks before `today` (about 13 months): `logins`, events of six
+product modules (`feature_reports`, `feature_dashboards`, `feature_exports`,
+`feature_integrations`, `feature_automations`, `feature_api`) and `help_articles_read`.
+A zero is not a row, as in real event exports. Active users are not repeated here: the
+weekly usage CSV delivers them, and the store reads its rows as the `active_users` metric
+(a second `active_users` in long form would count twice); the numbers here are drawn from
+the same weekly active users.
 
 The signals follow the account's hidden adoption curve (`Profile.adoption`) and its
 fragility (`gen_traits`), with the noise real books have:
@@ -43,7 +45,7 @@ FEATURES = (
     "feature_automations",
     "feature_api",
 )
-METRICS = ("logins", "active_users", *FEATURES, "help_articles_read")
+METRICS = ("logins", *FEATURES, "help_articles_read")
 HISTORY_WEEKS = 56
 """Complete weeks of usage before `today`: the 52 of the timeline and 4 before them."""
 _POPULARITY = (1.0, 0.85, 0.6, 0.45, 0.35, 0.25)
@@ -139,7 +141,7 @@ def _account_metrics(
             keep -= narrowing[2]
         keep = max(1 if active else 0, min(adopted, keep))
         using = set(order[:keep])
-        rows: list[tuple[str, int]] = [("active_users", active)]
+        rows: list[tuple[str, int]] = []
         logins = active * per_user_logins * e**0.6 * dip * math.exp(gauss(0.0, 0.15))
         rows.append(("logins", round(logins)))
         for m, name in enumerate(FEATURES):

@@ -1,6 +1,7 @@
 """An emulator of the HubSpot CRM v3 API over the book, as a Starlette app.
 
-Serves owners, the companies and deals lists (with `archived=true`), the companies and
+Serves owners, the companies and deals lists (with `archived=true`, and with
+`propertiesWithHistory` for companies: `sandbox.hubspot_traits`), the companies and
 deals search (`hs_lastmodifieddate` windows, at most 200 per page and 10,000 results per
 query: paging past the cap answers 400, as HubSpot does) and the v3 associations batch
 read. Bearer auth with `HUBSPOT_TOKEN`. Search has its own budget (5/s) and, like HubSpot,
@@ -35,6 +36,7 @@ from sandbox.hubspot_records import (
     owner_object,
     sort_key,
 )
+from sandbox.hubspot_traits import HISTORY_PAGE_LIMIT, render_history, with_traits
 from sandbox.ratelimit import Decision, Fault, Limits, RateLimiter, retry_after_header
 from sandbox.records import Book
 
@@ -127,7 +129,10 @@ class _HubSpot:
         self.faults = limits.faults
         self.search_cap = search_cap
         self.owners = sorted(book.owners, key=lambda o: int(o.id))
-        companies = [company_object(c) for c in sorted(book.companies, key=lambda c: int(c.id))]
+        companies, self.history = with_traits(
+            [company_object(c) for c in sorted(book.companies, key=lambda c: int(c.id))],
+            book.traits,
+        )
         self.objects: dict[str, list[CrmObject]] = {
             "companies": [c for c in companies if c.archived_at is None],
             "deals": [deal_object(d) for d in sorted(book.deals, key=lambda d: int(d.id))],
@@ -180,14 +185,22 @@ class _HubSpot:
         if kind not in self.objects:
             return await _not_found(request, HTTPException(404))
         params = request.query_params
+        past = [p for v in params.getlist("propertiesWithHistory") for p in v.split(",") if p]
         try:
             limit = min(parse_int(params.get("limit"), 10) or 10, 100)
             after = max(0, parse_int(params.get("after"), 0) or 0)
         except ValueError:
             return _error(400, "limit and after must be integers", "VALIDATION_ERROR")
+        if past:
+            limit = min(limit, HISTORY_PAGE_LIMIT)
         rows = self.archived[kind] if params.get("archived") == "true" else self.objects[kind]
         wanted = [p for v in params.getlist("properties") for p in v.split(",") if p] or None
         page = [o.render(wanted, self.defaults[kind]) for o in rows[after : after + limit]]
+        if past:
+            chosen = rows[after : after + limit]
+            page = [
+                render_history(b, o, past, self.history) for b, o in zip(page, chosen, strict=True)
+            ]
         body: dict[str, Any] = {"results": self._maybe_break(kind, page, self.objects[kind][0].id)}
         if after + limit < len(rows):
             nxt = str(after + limit)

@@ -61,9 +61,13 @@ Reading = Callable[[str, date], float | None]
 
 
 def _metrics(book: Book) -> dict[str, dict[date, dict[str, int]]]:
+    """Long-form metrics and the weekly CSV's active users, by account, week and metric."""
     out: dict[str, dict[date, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for m in book.metrics:
         out[m.company_id][m.day][m.metric] = m.value
+    for u in book.usage:
+        if u.week_start in out.get(u.company_id, {}):
+            out[u.company_id][u.week_start]["active_users"] = u.active_users
     return out
 
 
