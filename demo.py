@@ -1,17 +1,21 @@
 """`health-agent demo`: the whole agent on a synthetic book of business, with no credentials.
 
 Starts the sandbox emulators of HubSpot, Zendesk, Stripe and Slack on 127.0.0.1, points the
-real connectors at them over HTTP, syncs into the configured database (the default SQLite
-file), backfills twelve weeks of point-in-time scores, sends the band-drop alerts to the
-Slack emulator and prints what happened; then a failed payment arrives as a signed Stripe
-webhook and reaches its CSM at once. Running it again changes nothing: cursors say there is
-nothing new, alert fingerprints say every alert went out already, and the webhook event is
-known by its id.
+real connectors at them over HTTP, drops the book's per-feature usage (long form) and survey
+answers into a drop folder (`demo-output/drop`) the folder source imports, maps the
+companies' custom properties to account traits, syncs into the configured database (the
+default SQLite file), backfills twelve weeks of point-in-time scores, sends the band-drop
+alerts to the Slack emulator and prints what happened; then a failed payment arrives as a
+signed Stripe webhook and reaches its CSM at once. Running it again changes nothing:
+cursors say there is nothing new (a file the folder imported already is not dropped again),
+alert fingerprints say every alert went out already, and the webhook event is known by its
+id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -32,20 +36,25 @@ from notifications import deliver_pending, detect_alerts, make_slack_client
 from notifications.digest import choose_teams, preview_digests
 from sandbox.book import Book, generate_book
 from sandbox.hubspot import HUBSPOT_TOKEN, hubspot_app
+from sandbox.metrics_csv import metrics_csv_text
 from sandbox.ratelimit import Limits
 from sandbox.server import serve_apps
 from sandbox.slack import SLACK_BOT_TOKEN, slack_app, user_id
 from sandbox.stripe import STRIPE_API_KEY, stripe_app
+from sandbox.surveys_csv import surveys_csv_text
 from sandbox.usage_csv import usage_csv_text
 from sandbox.webhooks import stripe_event, stripe_headers
 from sandbox.zendesk import ZENDESK_API_TOKEN, ZENDESK_EMAIL, zendesk_app
 from scoring import backfill
 from scoring.selection import load_scorecards
 from settings import (
+    FolderSettings,
     HubSpotSettings,
     Settings,
     SlackSettings,
     StripeSettings,
+    TraitField,
+    TraitFields,
     UsageFileSettings,
     ZendeskSettings,
 )
@@ -56,6 +65,7 @@ from store.models import (
     ExternalLink,
     HealthScore,
     SentimentEntry,
+    SyncState,
     WebhookEvent,
 )
 
@@ -66,6 +76,17 @@ DEMO_EVENT_ID = "evt_sandbox_demo_payment_failed"
 WEBHOOK_SECRET = "whsec_sandbox_demo"  # noqa: S105  # the demo's own, signed and checked here
 TIME_SCALE = 60.0  # the emulators keep the vendors' budgets, with windows 60x shorter
 OUTPUT_DIR = Path("demo-output")
+DROP_FILES = (("usage", "usage-metrics.csv"), ("surveys", "surveys.csv"))
+"""What the demo drops into its folder: per-feature usage (long form) and survey answers."""
+HUBSPOT_TRAITS: TraitFields = {
+    "contract_type": "contract_type",
+    "payment_method": "payment_method",
+    "plan": "plan",
+    "onboarding_completed": TraitField(property="onboarding_completed", kind="boolean"),
+    "industry": "industry",
+    "employees": TraitField(property="numberofemployees", kind="number"),
+}
+"""The sandbox companies' properties read into account traits."""
 
 
 def _write_if_changed(path: Path, text: str) -> Path:
@@ -76,11 +97,36 @@ def _write_if_changed(path: Path, text: str) -> Path:
     return path
 
 
-def _sandbox_settings(settings: Settings, base: str, usage_csv: Path) -> Settings:
-    """The configured settings, with every source pointed at the emulators."""
+def _drop_new_files(engine: Engine, folder: Path, book: Book) -> None:
+    """Drop the book's usage metrics and survey answers into the folder, unless the same
+    file was imported already (the folder's cursor names each file with its fingerprint)."""
+    texts = {"usage": metrics_csv_text(book), "surveys": surveys_csv_text(book)}
+    with Session(engine) as session:
+        cursors = dict(
+            session.exec(
+                select(SyncState.stream, SyncState.cursor).where(SyncState.source == "folder")
+            ).all()
+        )
+    for kind, name in DROP_FILES:
+        data = texts[kind].encode("utf-8")
+        fingerprint = f"sha256:{hashlib.sha256(data).hexdigest()[:16]}"
+        if cursors.get(kind) != f"{name} {fingerprint}":
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+
+
+def _sandbox_settings(
+    settings: Settings, base: str, usage_csv: Path, folder: Path | None = None
+) -> Settings:
+    """The configured settings, with every source pointed at the emulators (and the drop
+    folder at `folder`, if given)."""
     return settings.model_copy(
         update={
-            "hubspot": HubSpotSettings(token=SecretStr(HUBSPOT_TOKEN), base_url=f"{base}/hubspot"),
+            "hubspot": HubSpotSettings(
+                token=SecretStr(HUBSPOT_TOKEN),
+                base_url=f"{base}/hubspot",
+                traits=HUBSPOT_TRAITS,
+            ),
             "zendesk": ZendeskSettings(
                 email=ZENDESK_EMAIL,
                 api_token=SecretStr(ZENDESK_API_TOKEN),
@@ -88,6 +134,9 @@ def _sandbox_settings(settings: Settings, base: str, usage_csv: Path) -> Setting
             ),
             "stripe": StripeSettings(api_key=SecretStr(STRIPE_API_KEY), base_url=f"{base}/stripe"),
             "usage_file": UsageFileSettings(path=usage_csv),
+            "folder": FolderSettings(path=folder, settle_seconds=0.0)
+            if folder
+            else settings.folder,
             "slack": SlackSettings(
                 bot_token=SecretStr(SLACK_BOT_TOKEN), base_url=f"{base}/slack/api/"
             ),
@@ -331,6 +380,8 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
     book = generate_book(seed=seed, accounts=accounts, today=today)
     usage_csv = _write_if_changed(OUTPUT_DIR / "usage.csv", usage_csv_text(book))
     engine = open_store(settings.database_url)
+    drop = OUTPUT_DIR / "drop"
+    _drop_new_files(engine, drop, book)
     users = [(o.email, f"{o.first_name} {o.last_name}") for o in book.owners]
     apps = {
         "hubspot": hubspot_app(book, limits=Limits.vendor("hubspot", time_scale=TIME_SCALE)),
@@ -344,7 +395,7 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
         highlight=False,
     )
     with serve_apps(apps) as base:
-        demo_settings = _sandbox_settings(settings, base, usage_csv.resolve())
+        demo_settings = _sandbox_settings(settings, base, usage_csv.resolve(), drop.resolve())
         console.rule("1. Sync: the real connectors against the sandbox emulators")
         summary = pipeline.sync(engine, demo_settings, console)
         pipeline.print_sync_summary(console, summary)
