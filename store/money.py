@@ -198,7 +198,10 @@ def parse_rates_csv(path: Path) -> list[ExchangeRate]:
         )
     found = []
     for row in reader:
-        values = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        values = {
+            (k or "").strip().lower(): v.strip() if isinstance(v, str) else ""  # extra cells
+            for k, v in row.items()
+        }
         if not any(values.values()):
             continue
         where = f"EXCHANGE_RATES_FILE {path}, line {reader.line_num}"

@@ -122,7 +122,7 @@ def test_bad_rates_tables(table: dict[str, object], message: str) -> None:
 
 def test_rates_file(tmp_path: Path) -> None:
     path = tmp_path / "rates.csv"
-    path.write_text("date,currency,rate\n2026-01-01,EUR,1.10\n\n2026-07-01,eur,1.2\n")
+    path.write_text("date,currency,rate\n2026-01-01,EUR,1.10\n\n2026-07-01,eur,1.2,note\n")
     settings = Settings(_env_file=None, exchange_rates_file=path, reporting_currency="USD")  # type: ignore[call-arg]  # pydantic-settings' own keyword
     rates = Rates.from_settings(settings)
     assert rates.rate("EUR", date(2026, 3, 1)) == Decimal("1.10")
