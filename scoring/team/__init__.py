@@ -41,6 +41,11 @@ The figures of a book:
   licensed seats. Accounts that have not got there by the end are censored, and the
   median comes from a Kaplan-Meier curve (`scoring.metrics.time_to_value`).
 
+Money is in the reporting currency (`store.money.Rates`, `REPORTING_CURRENCY`): each
+account's amounts are converted currency by currency at the rates of the period's last day,
+the start's as the end's, so GRR and NRR move with the business, not with exchange rates.
+Amounts in a currency without a rate are left out, and `TeamReport.missing_rates` names it.
+
 Modules by concern: `periods` (reading a period), `queries` (the set-based SQL), `figures`
 (one account's facts and a book's figures, from the queries' results), `report`
 (`team_report`: whose is what, teams and totals), `results` (the dataclasses it returns)
