@@ -19,6 +19,7 @@ import hashlib
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ from store.models import (
     SyncState,
     WebhookEvent,
 )
+from store.money import Rates
 
 __all__ = ["run_demo"]
 
@@ -76,6 +78,9 @@ DEMO_EVENT_ID = "evt_sandbox_demo_payment_failed"
 WEBHOOK_SECRET = "whsec_sandbox_demo"  # noqa: S105  # the demo's own, signed and checked here
 TIME_SCALE = 60.0  # the emulators keep the vendors' budgets, with windows 60x shorter
 OUTPUT_DIR = Path("demo-output")
+RATES_CSV = OUTPUT_DIR / "exchange-rates.csv"
+EUR_IN_USD = Decimal("1.08")
+"""The demo's exchange rate: the sandbox bills one company in five in EUR."""
 DROP_FILES = (("usage", "usage-metrics.csv"), ("surveys", "surveys.csv"))
 """What the demo drops into its folder: per-feature usage (long form) and survey answers."""
 HUBSPOT_TRAITS: TraitFields = {
@@ -232,7 +237,20 @@ def _print_slack(console: Console, engine: Engine, recorder: Any, book: Book) ->
         )
 
 
-def _print_digest(console: Console, engine: Engine, today: date, book: Book) -> None:
+def _demo_rates(settings: Settings) -> Rates:
+    """The configured rates; when they cannot convert the sandbox's EUR and USD, the demo's
+    own rate (written to `RATES_CSV`) for a reporting currency of USD or EUR."""
+    rates = Rates.from_settings(settings)
+    if rates.can_convert("EUR") and rates.can_convert("USD"):
+        return rates
+    line = {"USD": f"EUR,{EUR_IN_USD}", "EUR": f"USD,{1 / EUR_IN_USD:.6f}"}.get(rates.reporting)
+    if line is None:  # another reporting currency: the figures say they are partial
+        return rates
+    path = _write_if_changed(RATES_CSV, f"date,currency,rate\n2020-01-01,{line}\n").resolve()
+    return Rates.from_settings(settings.model_copy(update={"exchange_rates_file": path}))
+
+
+def _print_digest(console: Console, engine: Engine, today: date, book: Book, rates: Rates) -> None:
     """One team's weekly digest as its lead would get it, and its chart beside the database.
 
     The CRM names no team lead, so the preview shows the lead the sandbox book has.
@@ -243,7 +261,7 @@ def _print_digest(console: Console, engine: Engine, today: date, book: Book) -> 
     team = choose_teams(engine)[0]
     team = replace(team, lead_email=team.lead_email or leads.get(team.external_id))
     console.rule(f"5. Digest: the weekly digest for the lead of {team.name} (preview)")
-    [chart] = preview_digests(engine, console, [team], today, folder)
+    [chart] = preview_digests(engine, console, [team], today, folder, rates=rates)
     console.print(
         f"The chart is at {chart}. `health-agent digest --preview` shows every team's; "
         "without --preview each goes to its lead and team channel in Slack, once a week.",
@@ -412,7 +430,8 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
             + pipeline.describe_scores(runs[-1]),
             highlight=False,
         )
-        reports.print_accounts(console, reports.accounts_overview(engine), limit=15)
+        rates = _demo_rates(demo_settings)
+        reports.print_accounts(console, reports.accounts_overview(engine, rates), limit=15)
         console.print(
             f"Alerts: {detection.describe()}; sent {delivery.sent} ({delivery.folded} folded "
             "into another alert's message about the same account), rolled into "
@@ -422,11 +441,13 @@ def run_demo(settings: Settings, console: Console, *, seed: int = 7, accounts: i
         )
         _print_slack(console, engine, apps["slack"].state.recorder, book)
         _print_webhook(console, engine, demo_settings, apps["slack"].state.recorder, today)
-    _print_digest(console, engine, today, book)
+    _print_digest(console, engine, today, book, rates)
     stories = ", ".join(f"{name} = {book.stories[name]}" for name in sorted(book.stories))
     console.print(
         f"\nPlanted stories (CRM ids): {stories}.\nTry `health-agent explain "
         f"{book.stories.get('churn_risk', '')}` or `health-agent accounts --json`. "
+        f"A fifth of the book is billed in EUR: EXCHANGE_RATES_FILE={RATES_CSV} converts it "
+        "in `health-agent team`, `digest` and `accounts` too. "
         f"Done in {time.monotonic() - started:.1f} s.",
         highlight=False,
     )
