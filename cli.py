@@ -385,11 +385,11 @@ def backtest_command(
     from scoring.backtest_command import BacktestOptions, run_backtest
 
     settings = _settings()
-    engine = _engine(settings)
     live = settings.scorecard_path
     if out_path is not None and live is not None and out_path.resolve() == live.resolve():
         with _guard(settings):
             raise UserError("--out names the live scorecard: a proposal is written beside it")
+    engine = _engine(settings)
     options = BacktestOptions(
         months=months,
         horizon_days=horizon_days,
