@@ -21,7 +21,17 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.sql import Subquery
 from sqlmodel import col
 
@@ -35,7 +45,7 @@ from scoring.signals.spec import (
     TrendSignal,
 )
 from scoring.words import ago, change
-from store.models import UsageMetric, UsageSnapshot
+from store.models import Account, UsageMetric, UsageSnapshot
 
 __all__ = [
     "REPORTING_DAYS",
@@ -67,11 +77,42 @@ def _in_window(day: Any, period_days: Any, start: date, as_of: date) -> ColumnEl
     )
 
 
-def _metric_filter(metrics: Sequence[str] | None, prefix: str | None) -> ColumnElement[bool]:
+def _metric_filter(
+    metrics: Sequence[str] | None, prefix: str | None, held: Sequence[str] | None = None
+) -> ColumnElement[bool]:
+    """The named metrics, or those starting with `prefix`; `held` (the names the book
+    holds) turns a prefix into a list of names too, so the index on the metric is searched
+    name by name instead of read whole (a prefix `LIKE` cannot search it)."""
     metric = col(UsageMetric.metric)
     if prefix is not None:
-        return metric.startswith(prefix, autoescape=True)
+        like = metric.startswith(prefix, autoescape=True)
+        if held is None:
+            return like
+        return and_(metric.in_(_maybe_prefixed(held, prefix)), like)
     return metric.in_(sorted(set(metrics or ())))
+
+
+def _maybe_prefixed(held: Sequence[str], prefix: str) -> list[str]:
+    """The names that may start with `prefix` as `LIKE` compares: in any case, as SQLite's
+    does (the `LIKE` itself still decides)."""
+    folded = prefix.casefold()
+    return sorted(m for m in held if m.casefold().startswith(folded))
+
+
+def held_metrics(ctx: SignalContext) -> list[str]:
+    """Every metric name the long-form table holds, once per run: one search of the
+    metric index per name (a recursive query stepping from each name to the next), not a
+    read of the whole table."""
+
+    def compute() -> list[str]:
+        metric = col(UsageMetric.metric)
+        names = select(func.min(metric).label("name")).cte("names", recursive=True)
+        following = select(func.min(metric)).where(metric > names.c.name).scalar_subquery()
+        names = names.union_all(select(following).where(names.c.name.is_not(None)))
+        stmt = select(names.c.name).where(names.c.name.is_not(None))
+        return sorted(str(name) for (name,) in ctx.rows(stmt))
+
+    return ctx.cached("usage:metric-names", compute)
 
 
 def metric_rows(
@@ -80,9 +121,11 @@ def metric_rows(
     *,
     metrics: Sequence[str] | None = None,
     prefix: str | None = None,
+    held: Sequence[str] | None = None,
 ) -> Subquery:
     """`(account_id, metric, day, value, period_days)` of the known periods of the named
-    metrics (or of those starting with `prefix`) that end from `start` to `as_of`."""
+    metrics (or of those starting with `prefix`, among `held` when given) that end from
+    `start` to `as_of`."""
     day = col(UsageMetric.day)
     long_form: Select[Any] = select(  # type: ignore[assignment]  # labelled columns
         col(UsageMetric.account_id).label("account_id"),
@@ -91,9 +134,12 @@ def metric_rows(
         col(UsageMetric.value).label("value"),
         col(UsageMetric.period_days).label("period_days"),
     ).where(
-        _metric_filter(metrics, prefix),
+        _metric_filter(metrics, prefix, held),
         col(UsageMetric.account_id).is_not(None),
         col(UsageMetric.recorded_at) < cutoff(as_of),
+        # the days of both period lengths at once, a range the index can bound
+        day >= start - timedelta(days=6),
+        day <= as_of,
         _in_window(day, col(UsageMetric.period_days), start, as_of),
     )
     wanted = [] if prefix is not None else [m for m in (metrics or ()) if m in SNAPSHOT_METRICS]
@@ -127,15 +173,22 @@ def reporting_accounts(ctx: SignalContext, metrics: Sequence[str] = ()) -> froze
     start, end = ctx.as_of - timedelta(days=REPORTING_DAYS), cutoff(ctx.as_of)
 
     def long_form() -> frozenset[int]:
-        stmt = (
-            select(col(UsageMetric.account_id))
+        held = held_metrics(ctx)
+        if not held:
+            return frozenset()
+        # per account, a search of the metric index for a recent row of each name (it
+        # stops at the first), instead of every usage row through the account index
+        recent = (
+            select(literal(1))
             .where(
-                col(UsageMetric.account_id).is_not(None),
-                col(UsageMetric.recorded_at) < end,
+                col(UsageMetric.metric).in_(held),
+                col(UsageMetric.account_id) == col(Account.id),
                 col(UsageMetric.day) > start,
+                col(UsageMetric.recorded_at) < end,
             )
-            .distinct()
+            .exists()
         )
+        stmt = select(col(Account.id)).where(recent)
         return frozenset(a for (a,) in ctx.rows(stmt))
 
     def weekly() -> frozenset[int]:
@@ -202,7 +255,8 @@ def _names(signal: BreadthSignal) -> list[str] | None:
 def read_breadth(ctx: SignalContext, signal: BreadthSignal) -> Readings:
     """How many of the metrics each account used (above zero) in the window."""
     start = _window_start(ctx.as_of, signal.window_days)
-    rows = metric_rows(ctx.as_of, start, metrics=_names(signal), prefix=signal.prefix)
+    held = held_metrics(ctx) if signal.prefix is not None else None
+    rows = metric_rows(ctx.as_of, start, metrics=_names(signal), prefix=signal.prefix, held=held)
     stmt = (
         select(rows.c.account_id, rows.c.metric)
         .where(rows.c.value > 0)
@@ -229,16 +283,25 @@ def read_breadth(ctx: SignalContext, signal: BreadthSignal) -> Readings:
 
 
 def _book_metrics(ctx: SignalContext, signal: BreadthSignal) -> list[str]:
-    """Every metric with the signal's prefix the book holds, known as of the day scored."""
-    stmt = (
-        select(col(UsageMetric.metric))
-        .distinct()
-        .where(
-            _metric_filter(None, signal.prefix),
-            col(UsageMetric.recorded_at) < cutoff(ctx.as_of),
-            col(UsageMetric.day) <= ctx.as_of,
+    """Every metric with the signal's prefix the book holds, known as of the day scored:
+    of the names held, those with a row known then (one index search each)."""
+    names = _maybe_prefixed(held_metrics(ctx), signal.prefix or "")
+    if not names:
+        return []
+    branches = [
+        select(literal(name)).where(
+            select(literal(1))
+            .where(
+                col(UsageMetric.metric) == name,
+                _metric_filter(None, signal.prefix),
+                col(UsageMetric.recorded_at) < cutoff(ctx.as_of),
+                col(UsageMetric.day) <= ctx.as_of,
+            )
+            .exists()
         )
-    )
+        for name in names
+    ]
+    stmt = branches[0] if len(branches) == 1 else union_all(*branches)
     return sorted(m for (m,) in ctx.rows(stmt))
 
 
