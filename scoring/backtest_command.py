@@ -9,7 +9,7 @@ every figure back as plain data.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -20,12 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
+from scoring.backtest import BacktestRun, collect, summarise
 from scoring.backtest import Progress as OnSnapshot
-from scoring.backtest import collect, summarise
-from scoring.backtest_charts import write_charts
 from scoring.backtest_report import backtest_json, print_backtests
-from scoring.fit import fit
-from scoring.fit_report import fit_json, print_fit, proposal_path, write_proposal
 from scoring.scorecard import load_scorecard
 
 __all__ = ["PLAIN_AFTER_SECONDS", "BacktestOptions", "run_backtest", "snapshot_progress"]
@@ -103,20 +100,33 @@ def run_backtest(
         return None
     if not options.quiet:
         print_backtests(out, results)
-    fitted = fit(run) if options.fit else None
     payload: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
-    if fitted is not None:
-        path = write_proposal(fitted, options.out or proposal_path(live))
-        payload["fit"] = fit_json(fitted) | {"proposal": str(path)}
-        if not options.quiet:
-            print_fit(out, fitted)
-            out.print(f"Proposed scorecard written to {path} (the live one is unchanged)")
+    curves = _fit(out, run, live, options, payload) if options.fit else None
     if options.charts is not None:
-        curves = None
-        if fitted is not None:
-            curves = (fitted.judged_current, fitted.judged_fitted, fitted.judged_churned)
+        from scoring.backtest_charts import write_charts  # matplotlib: only when drawing
+
         paths = write_charts(options.charts, run, fitted=curves)
         payload["charts"] = [str(p) for p in paths]
         if not options.quiet:
             out.print("Charts: " + ", ".join(str(p) for p in paths), highlight=False)
     return payload
+
+
+def _fit(
+    out: Console,
+    run: BacktestRun,
+    live: Path | None,
+    options: BacktestOptions,
+    payload: dict[str, Any],
+) -> tuple[Sequence[float], Sequence[float], Sequence[bool]]:
+    """Fit, print, write the proposal; the judged scores (current, fitted) and churn."""
+    from scoring.fit import fit  # scikit-learn takes a second or two to load: only here
+    from scoring.fit_report import fit_json, print_fit, proposal_path, write_proposal
+
+    fitted = fit(run)
+    path = write_proposal(fitted, options.out or proposal_path(live))
+    payload["fit"] = fit_json(fitted) | {"proposal": str(path)}
+    if not options.quiet:
+        print_fit(out, fitted)
+        out.print(f"Proposed scorecard written to {path} (the live one is unchanged)")
+    return fitted.judged_current, fitted.judged_fitted, fitted.judged_churned
