@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from scoring.backtest import BacktestRun, Observation
+from scoring.backtest import BacktestRun, Observation, measure_scores
 from scoring.backtest_figures import (
     BandOutcome,
     Flagging,
@@ -105,8 +105,8 @@ def _verdict(scores: Sequence[float], bands: Sequence[str], churned: Sequence[bo
     )
 
 
-def _samples(observations: Sequence[Observation]) -> list[Sample]:
-    return [Sample(o.readings, o.churned) for o in observations]
+def _samples(card: Scorecard, observations: Sequence[Observation]) -> list[Sample]:
+    return [Sample(o.readings, o.churned, measure_scores(card, o.readings)) for o in observations]
 
 
 def _component_shares(card: Scorecard) -> dict[str, float]:
@@ -118,7 +118,7 @@ def fit(run: BacktestRun, *, groups: int = GROUPS) -> Fit:
     """Fit the first scorecard of `run` to its labelled observations, judged out of sample."""
     card = run.scorecards[0]
     observed = run.observations(0)
-    samples = _samples(observed)
+    samples = _samples(card, observed)
     splits = forward_group_splits(
         [(o.account_id, o.day) for o in observed],
         [o.churned for o in observed],

@@ -29,8 +29,8 @@ good the result is must be judged on other observations, see `scoring.fit`):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -53,6 +53,9 @@ class Sample:
 
     readings: Mapping[str, Reading]
     churned: bool
+    scores: Mapping[str, float | None] = field(default_factory=dict)
+    """Each measure's 0-100 score under the scorecard being fitted, when already known
+    (`scoring.backtest.measure_scores`); measures missing here are scored from `readings`."""
 
 
 @dataclass(frozen=True)
@@ -97,21 +100,26 @@ def _shares(card: Scorecard) -> dict[str, float]:
     return shares
 
 
-def _matrix(card: Scorecard, samples: Sequence[Sample]) -> np.ndarray:
-    """Every measure's 0-100 score per sample, missing ones imputed (module docstring)."""
+def _matrix(card: Scorecard, samples: Sequence[Sample], moved: Collection[str]) -> np.ndarray:
+    """Every measure's 0-100 score per sample, missing ones imputed (module docstring);
+    a measure in `moved` (its range changed) is scored afresh from the readings."""
     shares = _shares(card)
     rows = []
     for sample in samples:
         row: list[float | None] = []
-        everything = [
-            (shares[m.name], s)
+        mine = {
+            m.name: (
+                sample.scores[m.name]
+                if m.name in sample.scores and m.name not in moved
+                else _score(m, sample.readings.get(m.name))
+            )
             for m in card.measures()
-            if (s := _score(m, sample.readings.get(m.name))) is not None
-        ]
+        }
+        everything = [(shares[n], s) for n, s in mine.items() if s is not None]
         weight = sum(w for w, _ in everything)
         whole = sum(w * s for w, s in everything) / weight if weight else 50.0
         for component in card.components.values():
-            got = [(m, _score(m, sample.readings.get(m.name))) for m in component.measures]
+            got = [(m, mine[m.name]) for m in component.measures]
             present = [(m.weight, s) for m, s in got if s is not None]
             mean = sum(w * s for w, s in present) / sum(w for w, _ in present) if present else whole
             row += [mean if s is None else s for _, s in got]
@@ -178,8 +186,10 @@ def _with_ranges(
     return card.model_copy(update={"components": components}), moved
 
 
-def _coefficients(card: Scorecard, samples: Sequence[Sample]) -> list[float]:
-    x = _matrix(card, samples) / 100.0
+def _coefficients(
+    card: Scorecard, samples: Sequence[Sample], moved: Collection[str]
+) -> list[float]:
+    x = _matrix(card, samples, moved) / 100.0
     y = np.array([s.churned for s in samples], dtype=int)
     model = LogisticRegression(max_iter=2000)
     model.fit(x, y)
@@ -249,7 +259,7 @@ def choose_bands(card: Scorecard, scores: Sequence[float], churned: Sequence[boo
 def propose(card: Scorecard, samples: Sequence[Sample], *, version: str | None = None) -> Proposal:
     """The scorecard fitted to `samples` (see the module docstring)."""
     ranged, moved = _with_ranges(card, samples)
-    coefficients = _coefficients(ranged, samples)
+    coefficients = _coefficients(ranged, samples, set(moved))
     old, new = _shares(card), _weights(ranged, coefficients)
     fitted = _reweighted(ranged, new)
     scores = fitted_scores(fitted, samples)
