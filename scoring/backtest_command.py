@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from scoring.backtest import BacktestRun, collect, summarise
 from scoring.backtest import Progress as OnSnapshot
 from scoring.backtest_report import backtest_json, print_backtests
+from scoring.backtest_result import FITTED_MARK
 from scoring.scorecard import load_scorecard
 
 __all__ = ["PLAIN_AFTER_SECONDS", "BacktestOptions", "run_backtest", "snapshot_progress"]
@@ -100,8 +101,23 @@ def run_backtest(
         return None
     if not options.quiet:
         print_backtests(out, results)
+        for card in cards[1:]:
+            if FITTED_MARK in card.version:
+                out.print(
+                    f"Note: scorecard {card.version} was fitted by --fit; on the book it was "
+                    "fitted to, its figures above are in sample and flatter it. Its "
+                    "out-of-sample figures are in the comments at the top of its file.",
+                    highlight=False,
+                    soft_wrap=True,
+                )
     payload: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
-    curves = _fit(out, run, live, options, payload) if options.fit else None
+    curves = None
+    if options.fit:
+        churned = results[0].churned_observations
+        if 0 < churned < results[0].observations:
+            curves = _fit(out, run, live, options, payload)
+        else:
+            err.print("--fit: no churn (or only churn) within the horizon: nothing to fit to")
     if options.charts is not None:
         from scoring.backtest_charts import write_charts  # matplotlib: only when drawing
 

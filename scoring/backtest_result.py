@@ -12,7 +12,10 @@ from datetime import date
 
 from scoring.backtest_figures import BandOutcome, Flagging, RiskiestShare, SignalAuc
 
-__all__ = ["Backtest"]
+__all__ = ["FITTED_MARK", "Backtest"]
+
+FITTED_MARK = "-fit-"
+"""In the version of a scorecard `backtest --fit` proposed: `2026.1-fit-2026-12-08`."""
 
 
 def _strength(value: float) -> str:

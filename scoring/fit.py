@@ -29,6 +29,7 @@ from scoring.backtest_figures import (
     flagging,
     riskiest_share,
 )
+from scoring.backtest_result import FITTED_MARK
 from scoring.fit_model import MeasureFit, Sample, propose
 from scoring.fit_split import GROUPS, forward_group_splits
 from scoring.health import compute_score
@@ -133,7 +134,7 @@ def fit(run: BacktestRun, *, groups: int = GROUPS) -> Fit:
             if result is not None:
                 judged.append((observed[index], result.score, result.band))
     churned = [o.churned for o, _, _ in judged]
-    version = f"{card.version}-fit-{run.today.isoformat()}"
+    version = f"{card.version}{FITTED_MARK}{run.today.isoformat()}"
     final = propose(card, samples, version=version)
     old, new = _component_shares(card), _component_shares(final.scorecard)
     report = FitReport(

@@ -10,8 +10,10 @@ import pytest
 from rich.console import Console
 from sqlalchemy import Engine
 
+from scoring import backtest_command
 from scoring.backtest import backtest
 from scoring.backtest_charts import Curve, calibration_figure, roc_figure, write_png
+from scoring.backtest_command import snapshot_progress
 from scoring.backtest_figures import (
     BandOutcome,
     auc,
@@ -166,3 +168,16 @@ def test_per_measure_aucs_from_a_store(engine: Engine) -> None:
     assert "Red: precision / recall" in text
     assert "Riskiest 10% of scores" in text
     assert "csm_sentiment" in text
+
+
+def test_progress_off_a_terminal_is_plain_lines_once_it_takes_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    console = Console(record=True, width=100)
+    with snapshot_progress(console) as quick:
+        quick(1, 3)  # well under the threshold: nothing printed
+    assert console.export_text() == ""
+    monkeypatch.setattr(backtest_command, "PLAIN_AFTER_SECONDS", 0.0)
+    with snapshot_progress(console) as slow:
+        slow(2, 3)
+    assert console.export_text() == "scored snapshot 2 of 3\n"
