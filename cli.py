@@ -374,13 +374,21 @@ def backtest_command(
     charts: Annotated[
         Path, typer.Option("--charts", help="Folder for the calibration and ROC charts (PNG).")
     ] = Path("backtest-charts"),
+    candidates: Annotated[
+        bool,
+        typer.Option(
+            "--candidates",
+            help="Rank every signal in the store (metrics, traits, surveys...) by its AUC.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Does the score predict churn? Point-in-time scores checked against what happened.
 
     With --fit, also proposes a scorecard fitted to this book (weights, ranges, bands),
     judged on accounts and later snapshots it was not fitted on, and writes it beside the
-    current one; the live scorecard is never changed.
+    current one; the live scorecard is never changed. With --candidates, ranks every signal
+    the store holds by how well it alone separates churners, with its declaration.
     """
     from scoring.backtest_command import BacktestOptions, run_backtest
 
@@ -398,6 +406,7 @@ def backtest_command(
         fit=fit,
         out=out_path,
         charts=charts,
+        candidates=candidates,
         quiet=as_json,
     )
     try:

@@ -1,5 +1,6 @@
 """`health-agent backtest`, step by step: score the snapshots (with progress), print the
-figures, draw the charts, and with `--fit` fit, judge and write a proposed scorecard.
+figures, draw the charts, with `--fit` fit, judge and write a proposed scorecard, and with
+`--candidates` rank every signal in the store against churn.
 
 The CLI hands over its options; this module decides the order and what is printed. With
 `quiet` (the CLI's `--json`) nothing but progress goes to the terminal and the caller gets
@@ -43,6 +44,7 @@ class BacktestOptions:
     fit: bool = False
     out: Path | None = None
     charts: Path | None = Path("backtest-charts")
+    candidates: bool = False
     quiet: bool = False
 
 
@@ -118,6 +120,8 @@ def run_backtest(
             curves = _fit(out, run, live, options, payload)
         else:
             err.print("--fit: no churn (or only churn) within the horizon: nothing to fit to")
+    if options.candidates:
+        payload["candidates"] = _candidates(out, err, engine, live, options, today)
     if options.charts is not None:
         from scoring.backtest_charts import write_charts  # matplotlib: only when drawing
 
@@ -146,3 +150,29 @@ def _fit(
         print_fit(out, fitted)
         out.print(f"Proposed scorecard written to {path} (the live one is unchanged)")
     return fitted.judged_current, fitted.judged_fitted, fitted.judged_churned
+
+
+def _candidates(
+    out: Console,
+    err: Console,
+    engine: Engine,
+    live: Path | None,
+    options: BacktestOptions,
+    today: date,
+) -> list[dict[str, Any]]:
+    """`--candidates`: every signal in the store ranked against churn, printed and as data."""
+    from scoring.candidates_report import candidates_json, print_candidates, run_candidates
+
+    with snapshot_progress(err) as progress:
+        ranks = run_candidates(
+            engine,
+            load_scorecard(live),
+            today=today,
+            months=options.months,
+            horizon_days=options.horizon_days,
+            weekly=options.weekly,
+            progress=progress,
+        )
+    if not options.quiet:
+        print_candidates(out, ranks)
+    return candidates_json(ranks)

@@ -44,6 +44,7 @@ import re
 import tomllib
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -190,6 +191,7 @@ class CategoryNormalisation(_Strict):
         return self.otherwise
 
 
+@lru_cache(maxsize=4096)
 def fold_word(word: str) -> str:
     """A category word as compared: any case, and `_`, `-` and spaces alike, so
     `Month-to-month`, `month_to_month` and `month to month` are one word."""

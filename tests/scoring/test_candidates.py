@@ -3,11 +3,15 @@ where logins and the contract type carry the churn and another metric is noise."
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from cli import app as cli_app
 from scoring.candidates_report import candidates_json, run_candidates
 from scoring.scorecard import load_scorecard
 from store import session_scope
@@ -21,14 +25,14 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
 
 
-def _book(engine: Engine) -> None:
+def _book(engine: Engine, today: date = TODAY) -> None:
     r = random.Random(4)
-    start = TODAY - timedelta(days=400)
+    start = today - timedelta(days=400)
     with session_scope(engine) as s:
         traits: dict[int, dict[str, TraitValue]] = {}
         for n in range(60):
             churns = n % 3 == 0
-            end = TODAY - timedelta(days=30 + 4 * n) if churns else None
+            end = today - timedelta(days=30 + 4 * n) if churns else None
             account = Account(source="crm", external_id=f"a{n}", name=f"A{n}")
             s.add(account)
             s.flush()
@@ -45,7 +49,7 @@ def _book(engine: Engine) -> None:
                     mrr_minor=10_000,
                 )
             )
-            last = end or TODAY
+            last = end or today
             week = start
             while week + timedelta(days=7) <= last:
                 fading = churns and (last - week).days < 120
@@ -97,3 +101,17 @@ def test_candidates_rank_the_signals_that_carry_churn_first(engine: Engine) -> N
     assert snippet == (
         'name = "logins sum 30d"\nsignal = { kind = "metric", metric = "logins", agg = "sum" }'
     )
+
+
+def test_the_cli_ranks_candidates(db_url: str, engine: Engine, tmp_path: Path) -> None:
+    _book(engine, date.today())
+    env = {"DATABASE_URL": db_url}
+    args = ["backtest", "--months", "8", "--candidates", "--charts", str(tmp_path), "--json"]
+    shown = CliRunner().invoke(cli_app, args, env=env)
+    assert shown.exit_code == 0, shown.output
+    payload = json.loads(shown.stdout)
+    names = [c["name"] for c in payload["candidates"]]
+    assert names.index("logins sum 30d") < names.index("help_articles_read sum 30d")
+    table = CliRunner().invoke(cli_app, args[:-1], env=env)
+    assert table.exit_code == 0, table.output
+    assert "Which signals separate churners in this book" in table.output
