@@ -9,7 +9,8 @@ A scorecard measure either names a preset (`scoring.measures.MEASURES`) or decla
   periods), `max`, `latest` (its latest period), or `days_active` (periods with a value
   above zero: days for a daily metric, weeks for a weekly one);
 - `breadth`: how many of the listed `metrics` (or of every metric whose name starts with
-  `prefix`, as many as the book holds) were used in the window;
+  `prefix`, as many as the book holds) were used in the window, or with `share = true`
+  which share of them;
 - `depth`: a metric's sum over the window per unit of another (`per`, e.g. per
   `active_users` or per `licensed_seats`, its mean over the window);
 - `trend`: a metric's sum over the last window against the window before it, as a ratio;
@@ -150,6 +151,9 @@ class BreadthSignal(SignalBase):
     metrics_: tuple[MetricName, ...] | None = Field(default=None, alias="metrics", min_length=1)
     prefix: MetricName | None = None
     window_days: Window = 30
+    share: bool = False
+    """Read the share of the metrics used (0 to 1) rather than their count, so one scale
+    fits products with few modules and with many."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -278,7 +278,8 @@ def read_breadth(ctx: SignalContext, signal: BreadthSignal) -> Readings:
             "unused": ", ".join(unused) or "none",
             "window_days": signal.window_days,
         }
-        readings[account_id] = Reading(float(len(mine)), details)
+        value = len(mine) / len(every) if signal.share else float(len(mine))
+        readings[account_id] = Reading(round(value, 4), details)
     return readings
 
 

@@ -135,6 +135,9 @@ def test_breadth_of_a_list_and_of_a_prefix(engine: Engine) -> None:
     assert by_prefix[narrow].value == 1
     assert by_prefix[narrow].details["unused"] == "api, dashboards, exports"
     assert by_prefix[other].value == 0
+    shares = read(engine, measure({"kind": "breadth", "prefix": "feature_", "share": True}))
+    assert shares[wide].value == 0.75
+    assert shares[narrow].value == 0.25
     listed = read(
         engine, measure({"kind": "breadth", "metrics": ["feature_reports", "feature_api"]})
     )
