@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
@@ -18,6 +19,8 @@ from store.models import (
     UsageSnapshot,
 )
 
+MECHANICS = Path(__file__).with_name("mechanics_scorecard.toml")
+"""The scorecard tests of how scores are computed are written against (see its header)."""
 AS_OF = date(2026, 3, 2)
 END = datetime(2026, 3, 3, tzinfo=UTC)  # the first instant after AS_OF
 _ids = count(1)

@@ -12,9 +12,9 @@ from scoring.breakdown import STALE_AFTER, measure_lines
 from store.db import session_scope
 from store.models import SyncRun
 from tests.scoring import seed
-from tests.scoring.seed import AS_OF, END, ago
+from tests.scoring.seed import AS_OF, END, MECHANICS, ago
 
-CARD = load_scorecard()
+CARD = load_scorecard(MECHANICS)
 
 
 def _run(session: Session, source: str, stream: str, status: str, hours_ago: float) -> None:

@@ -18,10 +18,10 @@ from scoring.measures import MEASURES, Reading
 from scoring.scorecard import Bands, CapRule, Scorecard
 from store import session_scope
 from store.models import HealthScore
-from tests.scoring.seed import AS_OF, account, ago, healthy, invoice, subscription
+from tests.scoring.seed import AS_OF, MECHANICS, account, ago, healthy, invoice, subscription
 
-DEFAULT = (Path(__file__).parents[2] / "scoring" / "default_scorecard.toml").read_text()
-CARD = load_scorecard()
+DEFAULT = MECHANICS.read_text()
+CARD = load_scorecard(MECHANICS)
 
 
 def _without_caps(tmp_path: Path) -> Scorecard:

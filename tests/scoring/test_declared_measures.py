@@ -9,7 +9,6 @@ from __future__ import annotations
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from sqlmodel import Session
 
 from scoring.health import compute_score
 from scoring.readings import read_readings
-from scoring.scorecard import Measure, Scorecard, check_scorecard
+from scoring.scorecard import Measure, Scorecard, check_scorecard, load_scorecard
 from store import session_scope
 from store.models import UsageMetric
 from store.traits import TraitValue, write_traits
@@ -352,10 +351,8 @@ def _toml(value: Any) -> str:
     return str(value)
 
 
-def test_the_practice_scorecard_reads_every_signal_it_declares(engine: Engine) -> None:
-    card = Scorecard.model_validate(
-        tomllib.loads(Path("scoring/practice_scorecard.toml").read_text(encoding="utf-8"))
-    )
+def test_the_default_scorecard_reads_every_signal_it_declares(engine: Engine) -> None:
+    card = load_scorecard()
     with session_scope(engine) as s:
         ids = [account(s, f"A{n}", created_at=ago(300 + n)) for n in range(12)]
         for n, a in enumerate(ids):

@@ -95,7 +95,7 @@ def test_the_scorecard_writer_round_trips_the_default() -> None:
     card = load_scorecard()
     text = scorecard_toml(card, {"": "a comment", "measure.csat": "about csat"})
     assert text.startswith("# a comment\n")
-    assert '# about csat\n[[components.support.measures]]\nname = "csat"' in text
+    assert '# about csat\n[[components.voice.measures]]\nname = "csat"' in text
     assert Scorecard.model_validate(tomllib.loads(text)) == card
 
 

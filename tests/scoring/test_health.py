@@ -26,6 +26,7 @@ from store import session_scope
 from store.models import HealthScore
 from tests.scoring.seed import (
     AS_OF,
+    MECHANICS,
     account,
     ago,
     healthy,
@@ -38,7 +39,7 @@ from tests.scoring.seed import (
     weeks_back,
 )
 
-CARD = load_scorecard()
+CARD = load_scorecard(MECHANICS)
 
 
 def _scores(engine: Engine) -> dict[int, HealthScore]:

@@ -14,8 +14,9 @@ from scoring.peers import rank_readings
 from scoring.scorecard import PercentileNormalisation, ScorecardError
 from store.db import session_scope
 from tests.scoring import seed
+from tests.scoring.seed import MECHANICS
 
-DEFAULT = (Path(__file__).parents[2] / "scoring" / "default_scorecard.toml").read_text()
+DEFAULT = MECHANICS.read_text()
 LINEAR = 'normalise = { kind = "linear", good = 0.8, bad = 0.2 }'
 
 

@@ -16,19 +16,37 @@ from scoring.scorecard import (
     ThresholdNormalisation,
     load_scorecard,
 )
+from tests.scoring.seed import MECHANICS
 
-DEFAULT = (Path(__file__).parents[2] / "scoring" / "default_scorecard.toml").read_text()
+DEFAULT = MECHANICS.read_text()
 
 
 def test_default_scorecard_loads() -> None:
     card = load_scorecard()
     assert card.version
-    assert (card.bands.green, card.bands.yellow) == (70, 40)
-    assert set(card.components) == {"support", "billing", "usage", "sentiment"}
-    assert len(card.measure_names()) == 9
-    assert card.bands.band(70) == "green"
-    assert card.bands.band(69.9) == "yellow"
-    assert card.bands.band(39.9) == "red"
+    assert (card.bands.green, card.bands.yellow) == (75, 50)
+    assert set(card.components) == {
+        "adoption",
+        "usage",
+        "support",
+        "voice",
+        "billing",
+        "lifecycle",
+        "sentiment",
+    }
+    declared = [m.name for m in card.measures() if m.signal is not None]
+    assert declared == [
+        "feature_breadth",
+        "login_trend",
+        "login_recency",
+        "nps",
+        "tenure",
+        "contract",
+    ]
+    assert len(card.measure_names()) == 15
+    assert card.bands.band(75) == "green"
+    assert card.bands.band(74.9) == "yellow"
+    assert card.bands.band(49.9) == "red"
 
 
 def test_linear_in_both_directions_and_clamped() -> None:
@@ -134,7 +152,7 @@ def test_scorecard_check_lists_every_problem_with_its_line(tmp_path: Path) -> No
     runner = CliRunner()
     ok = runner.invoke(app, ["scorecard", "check"], env={"COLUMNS": "160"})
     assert ok.exit_code == 0, ok.output
-    assert "Scorecard 2026.1 (the default): valid" in ok.output
+    assert "Scorecard 2026.2 (the default): valid" in ok.output
     assert "4 cap rules" in ok.output
 
     broken = tmp_path / "card.toml"

@@ -26,9 +26,9 @@ from scoring import compute_score, load_scorecard, score_accounts
 from scoring.measures import MEASURES, Reading, Readings, cutoff, read_measures
 from store import session_scope
 from store.models import HealthScore, UsageSnapshot
-from tests.scoring.seed import AS_OF, account, later, usage, weeks_back
+from tests.scoring.seed import AS_OF, MECHANICS, account, later, usage, weeks_back
 
-CARD = load_scorecard()
+CARD = load_scorecard(MECHANICS)
 
 
 def _change(ratio: float) -> str:

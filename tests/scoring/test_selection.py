@@ -17,8 +17,9 @@ from scoring.selection import AccountTraits, Fit, ScorecardSet, load_scorecards
 from store.db import session_scope
 from store.models import HealthScore
 from tests.scoring import seed
+from tests.scoring.seed import MECHANICS
 
-DEFAULT = (Path(__file__).parents[2] / "scoring" / "default_scorecard.toml").read_text()
+DEFAULT = MECHANICS.read_text()
 AS_OF = date(2026, 3, 2)
 
 
@@ -69,11 +70,12 @@ file = "default"
 
 def test_the_first_fitting_scorecard_wins_and_the_last_catches_the_rest(tmp_path: Path) -> None:
     cards = load_scorecards(_write_set(tmp_path, SET))
-    assert [c.version for c in cards.scorecards] == ["onboarding", "enterprise", "2026.1"]
+    assert [c.version for c in cards.scorecards] == ["onboarding", "enterprise", "2026.2"]
     assert cards.choose(_traits("Enterprise", age=30), AS_OF).version == "onboarding"
     assert cards.choose(_traits("Enterprise", age=300), AS_OF).version == "enterprise"
-    assert cards.choose(_traits("SMB", age=300), AS_OF).version == "2026.1"
-    assert set(cards.measure_names()) == set(cards.scorecards[0].measure_names())
+    assert cards.choose(_traits("SMB", age=300), AS_OF).version == "2026.2"
+    every = {n for card in cards.scorecards for n in card.measure_names()}
+    assert set(cards.measure_names()) == every
 
 
 def test_a_single_scorecard_is_a_set_of_one(tmp_path: Path) -> None:
@@ -82,7 +84,7 @@ def test_a_single_scorecard_is_a_set_of_one(tmp_path: Path) -> None:
     cards = load_scorecards(path)
     assert isinstance(cards, ScorecardSet)
     assert [c.version for c in cards.scorecards] == ["2026.1"]
-    assert [c.version for c in load_scorecards(None).scorecards] == ["2026.1"]
+    assert [c.version for c in load_scorecards(None).scorecards] == ["2026.2"]
 
 
 @pytest.mark.parametrize(
@@ -115,12 +117,12 @@ def test_each_account_is_scored_by_the_scorecard_that_fits_it(
             seed.subscription(session, account_id)
     summary = score_accounts(engine, seed.AS_OF, cards)
     assert summary.scored == 3
-    assert summary.scorecard_version == "onboarding, enterprise, 2026.1"
+    assert summary.scorecard_version == "onboarding, enterprise, 2026.2"
     with Session(engine) as session:
         versions = dict(
             session.execute(select(HealthScore.account_id, HealthScore.scorecard_version)).all()
         )
-    assert versions == {young: "onboarding", big: "enterprise", small: "2026.1"}
+    assert versions == {young: "onboarding", big: "enterprise", small: "2026.2"}
 
 
 def test_scorecard_check_shows_a_set(tmp_path: Path) -> None:
