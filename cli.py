@@ -109,9 +109,27 @@ def _settings() -> Settings:
     return settings
 
 
+_ENGINES: list[Engine] = []
+"""Engines a command opened, disposed when it ends."""
+
+
+@app.callback()
+def _root(context: typer.Context) -> None:
+    """Customer health agent: sync, score and alert."""
+    context.call_on_close(_dispose_engines)
+
+
+def _dispose_engines() -> None:
+    while _ENGINES:
+        _ENGINES.pop().dispose()
+
+
 def _engine(settings: Settings) -> Engine:
+    """The store's engine, disposed when the command ends (its pooled connections closed)."""
     with _guard(settings):
-        return open_store(settings.database_url)
+        engine = open_store(settings.database_url)
+    _ENGINES.append(engine)
+    return engine
 
 
 def _run(settings: Settings, work: Callable[[], T]) -> T:
@@ -628,10 +646,14 @@ def _signal_problems(settings: Settings, path: Path | None, scorecard: Scorecard
     or without declared measures)."""
     if not any(m.signal is not None for m in scorecard.measures()):
         return []
+    from sqlalchemy.engine import make_url
     from sqlmodel import Session
 
     from scoring.signals.catalog import signal_problems, store_catalog
 
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").exists():
+        return []  # no store here yet: a check never creates one
     with Session(_engine(settings)) as session:
         catalog = store_catalog(session)
     if not catalog.metrics and not catalog.traits:  # nothing synced yet: nothing to check
