@@ -310,9 +310,10 @@ class UsageMetric(SQLModel, table=True):
 
     Any number a product can count per account fits: logins, active users, seats, events of
     each feature or module, reports created, API calls, articles read. `day` is the first
-    day of the period and `period_days` its length (1 for a day, 7 for a week); a period
-    counts once it is complete (its last day is over) and recorded; periods are days or weeks. The weekly `UsageSnapshot` shape reads as two
-    metrics, `active_users` and `licensed_seats` (see `scoring.signals`).
+    day of the period and `period_days` its length (1 for a day, 7 for a week: no other
+    periods); a period counts once it is complete (its last day is over) and recorded. The
+    weekly `UsageSnapshot` shape reads as two metrics, `active_users` and
+    `licensed_seats` (see `scoring.signals`).
     """
 
     __tablename__ = "usage_metrics"
