@@ -46,7 +46,11 @@ def _where(row: Row, column: str) -> str:
 def _unstorable(text: str) -> str | None:
     if "\x00" in text:
         return "a NUL character"
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
+    if text.isascii():  # the usual case, checked in C: no surrogate can hide in ASCII
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
         return "bytes that are not UTF-8 text (or a lone surrogate)"
     return None
 
