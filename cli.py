@@ -316,6 +316,15 @@ class ImportKind(StrEnum):
 def import_command(
     kind: Annotated[ImportKind, typer.Argument(help="What the file holds.")],
     file: Annotated[Path, typer.Argument(help="A CSV or JSON Lines (.jsonl) file.")],
+    traits_since: Annotated[
+        str,
+        typer.Option(
+            "--traits-since",
+            help="Accounts rows without as_of: their traits hold from the 'import' (what is "
+            "known), or since each account's 'created_at' (attributes fixed at signing, such "
+            "as a contract type; never ones that change, such as a plan).",
+        ),
+    ] = "import",
 ) -> None:
     """Import a CSV or JSON Lines file of accounts, tickets, subscriptions, invoices, usage
     or surveys.
@@ -340,7 +349,9 @@ def import_command(
 
     settings = _settings()
     engine = _engine(settings)
-    summary = _run(settings, lambda: import_file(engine, kind.value, file))
+    summary = _run(
+        settings, lambda: import_file(engine, kind.value, file, traits_since=traits_since)
+    )
     out.print(summary.describe(), highlight=False)
 
 

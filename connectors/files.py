@@ -297,13 +297,29 @@ def _as_of_order(row: Row) -> tuple[int, str]:
     return (1, "") if moment is None else (0, moment.isoformat())
 
 
-def prepare_rows(kind: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+TRAITS_SINCE = ("import", "created_at")
+"""When the traits of an accounts row without `as_of` held: from the import (what is
+known), or since the account's `created_at` (the admin says they were fixed at signing)."""
+
+
+def prepare_rows(
+    kind: str, rows: Sequence[dict[str, Any]], traits_since: str = "import"
+) -> list[dict[str, Any]]:
     """A page of accounts rows, ready to map: each trait column typed over the whole page
     (its kind kept on every row, so a replayed row reads the same), and the rows in `as_of`
     order (no `as_of`: the time of the import, last), so each account takes its latest
-    row. Other kinds pass unchanged."""
+    row. With `traits_since="created_at"` a row without `as_of` is taken as of its
+    `created_at`, so backtests of the past see attributes fixed when the customer signed.
+    Other kinds pass unchanged."""
     if kind != "accounts":
         return list(rows)
+    if traits_since == "created_at":
+        rows = [
+            {**r, "as_of": r.get("created_at")}
+            if not str(r.get("as_of") or "").strip() and r.get("created_at")
+            else r
+            for r in rows
+        ]
     good = [r for r in rows if "_error" not in r]
     columns = dict.fromkeys(c for r in good for c in _trait_columns(r))
     kinds = {
@@ -331,10 +347,19 @@ class ImportSummary:
 
 
 def import_file(
-    engine: Engine, kind: str, path: Path, now: datetime | None = None
+    engine: Engine,
+    kind: str,
+    path: Path,
+    now: datetime | None = None,
+    *,
+    traits_since: str = "import",
 ) -> ImportSummary:
-    """Map and store every row of `path` in one transaction, then match identities."""
-    rows = prepare_rows(kind, read_rows(kind, path))
+    """Map and store every row of `path` in one transaction, then match identities.
+
+    `traits_since` is for accounts files without `as_of` (see `prepare_rows`)."""
+    if traits_since not in TRAITS_SINCE:
+        raise FatalError(f"traits since {traits_since!r}: choose {' or '.join(TRAITS_SINCE)}")
+    rows = prepare_rows(kind, read_rows(kind, path), traits_since)
     spec = StreamSpec(
         name=kind,
         path=str(path),

@@ -203,3 +203,34 @@ def test_a_year_of_signals_imported_checked_scored_and_explained(
         reports = row.components["adoption"]["measures"]["report_trend"]
         assert reports["value"] == 1.0  # both used reports steadily then
         assert row.components["voice"]["score"] is None  # no survey answered yet
+
+
+def test_traits_since_created_at_reach_back_to_the_start(
+    db_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    card = tmp_path / "signals.toml"
+    card.write_text(SCORECARD, encoding="utf-8")
+    env = {"DATABASE_URL": db_url, "SCORECARD_PATH": str(card)}
+    accounts = _write(
+        tmp_path / "accounts.csv",
+        ["id", "name", "created_at", "contract"],
+        [["A1", "Acme", "2024-01-15", "annual"], ["A2", "Birch", "2025-06-01", "monthly"]],
+    )
+    runner = CliRunner()
+    wrong = runner.invoke(
+        cli_app, ["import", "accounts", str(accounts), "--traits-since", "signing"], env=env
+    )
+    assert wrong.exit_code == 1
+    assert "choose import or created_at" in wrong.output
+    assert "Traceback" not in wrong.output
+    done = runner.invoke(
+        cli_app, ["import", "accounts", str(accounts), "--traits-since", "created_at"], env=env
+    )
+    assert done.exit_code == 0, done.output
+    past = date(2025, 9, 1)
+    scored = runner.invoke(cli_app, ["score", "--as-of", past.isoformat()], env=env)
+    assert scored.exit_code == 0, scored.output
+    with Session(engine) as session:
+        rows = session.exec(select(HealthScore).where(col(HealthScore.as_of) == past)).all()
+    contracts = sorted(r.components["account"]["measures"]["contract"]["value"] for r in rows)
+    assert contracts == ["annual", "monthly"]  # known since each account's start
