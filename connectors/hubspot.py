@@ -9,13 +9,28 @@ Once the source has synced, `finalize` sets each account's ARR (won deals) and r
 date (earliest open renewal) in two set-based statements.
 
 Company properties named in `[hubspot.traits]` of the sources file (or `HubSpotSettings.traits`)
-are requested with the others and become account traits, seen at the company's last change:
-`trait = "property"`, or `trait = { property = "...", kind = "number" }` to fix the kind. The
-engine writes them once the page's accounts are stored (`connectors.trait_records`).
+become account traits: `trait = "property"`, or `trait = { property = "...", kind = "number" }`
+to fix the kind. The engine writes them once the page's accounts are stored
+(`connectors.trait_records`), and only where they differ from the value stored as of then.
+
+Each value is stamped with the time it was set in HubSpot. Two streams list every company
+(archived, then live) with `propertiesWithHistory` for the trait properties, in pages of at
+most 50 (HubSpot's cap with history; search returns no history): each past value becomes a
+trait seen at its history entry's timestamp, oldest first. They run before the search, and
+only while their cursor, a fingerprint of the trait properties listed, is not stored: on the
+first sync, after `[hubspot.traits]` changes, and on a backfill. The fingerprint is saved
+after the last page, so a listing stopped part-way runs again from the start (a replay
+writes nothing). A company too broken to map is skipped there with a log line: the search
+lists it next and quarantines it, once. Incremental syncs then read current values from
+the search, seen at the company's `hs_lastmodifieddate`: history for every changed company
+would cost a request per 50 of them on every sync, from a list that cannot pick companies
+by id. So a company created after the full listing starts its history at its last change,
+and a value changed twice between two syncs keeps only its latest state.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,6 +44,7 @@ from connectors.base import (
     CursorKind,
     Fetcher,
     Json,
+    Page,
     Record,
     Request,
     StartContext,
@@ -55,13 +71,14 @@ from connectors.http import (
     RequestBudget,
 )
 from connectors.paginators import CursorAfterPaginator
-from connectors.trait_records import crm_trait_records, crm_traits
+from connectors.trait_records import crm_trait_records, crm_traits, trait_record
 from settings import ConfigError, Settings, TraitField
 from store.models import Account, Csm, Opportunity, Team
 
 __all__ = [
     "COMPANY_PROPERTIES",
     "DEAL_PROPERTIES",
+    "HISTORY_STREAMS",
     "SOURCE",
     "HubSpotOptions",
     "SearchPaginator",
@@ -71,6 +88,8 @@ __all__ = [
     "map_owner",
     "set_account_rollups",
 ]
+
+log = logging.getLogger(__name__)
 
 SOURCE = "hubspot"
 MODIFIED = "hs_lastmodifieddate"
@@ -109,6 +128,8 @@ QUOTAS = (
 )
 SEARCH_BUDGETS = (RequestBudget("/search", 5, 1.0),)
 """Search answers without rate-limit headers; its own limit is 5 requests per second."""
+HISTORY_STREAMS = {"archived_company_history": True, "company_history": False}
+"""The streams listing companies with their trait properties' history: name -> archived."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,8 @@ class HubSpotOptions:
     association_batch: int = 100
     extra_company_properties: tuple[str, ...] = ()
     segment_property: str | None = None
+    history_limit: int = 50
+    """Companies per page when their property history is asked for (HubSpot's cap: 50)."""
 
 
 def hs_time(value: object) -> datetime | None:
@@ -291,8 +314,7 @@ def map_company(
     if not traits:
         return [Record(Account, values), *merged]
 
-    def value_of(name: str) -> object:
-        value = props.get(name)
+    def read(name: str, value: object) -> object:
         try:  # a date property may come as epoch milliseconds
             if any(f.property == name and f.kind == "date" for f in traits.values()):
                 day = _date_property(value, name)
@@ -302,8 +324,37 @@ def map_company(
         return value
 
     seen_at = hs_time(props.get(MODIFIED)) or parse_iso(raw.get("updatedAt"))
-    found = crm_trait_records(str(raw["id"]), value_of, traits, seen_at)
+    past = _property_history(raw)
+    current = {n: f for n, f in traits.items() if not past.get(f.property)}
+    found = crm_trait_records(str(raw["id"]), lambda n: read(n, props.get(n)), current, seen_at)
+    for name, field in traits.items():
+        found += [
+            trait_record(
+                str(raw["id"]), name, read(field.property, value), kind=field.kind, seen_at=at
+            )
+            for at, value in past.get(field.property, ())
+        ]
     return [Record(Account, values), *merged, *found]
+
+
+def _property_history(raw: Mapping[str, Any]) -> dict[str, list[tuple[datetime, object]]]:
+    """`propertiesWithHistory` (newest first, as HubSpot lists it) as each property's
+    values with the time each was set, oldest first; equal times keep the newest last."""
+    listed = raw.get("propertiesWithHistory")
+    if not isinstance(listed, Mapping):
+        return {}
+    out: dict[str, list[tuple[datetime, object]]] = {}
+    for name, entries in listed.items():
+        if not isinstance(entries, list):
+            raise MappingError(f"propertiesWithHistory.{name} is not a list")
+        past = []
+        for entry in reversed(entries):
+            at = hs_time(entry.get("timestamp")) if isinstance(entry, Mapping) else None
+            if at is None:
+                raise MappingError(f"a history entry of {name} has no timestamp")
+            past.append((at, entry.get("value")))
+        out[str(name)] = sorted(past, key=lambda item: item[0])
+    return out
 
 
 def _sentiment(
@@ -491,6 +542,15 @@ def build(
     def company(raw: Mapping[str, Any]) -> list[Record]:
         return map_company(raw, opts.segment_property, fields, synonyms, traits)
 
+    def company_history(raw: Mapping[str, Any]) -> list[Record]:
+        """A company with its history; one too broken to map is left to the search stream,
+        which lists it next and quarantines it there (once, not once per listing)."""
+        try:
+            return company(raw)
+        except (MappingError, LookupError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("hubspot company %s: its history is left out: %s", raw.get("id"), exc)
+            return []
+
     def rollups(session: Session) -> None:
         set_account_rollups(
             session, arr="arr" not in fields, renewal_date="renewal_date" not in fields
@@ -508,6 +568,39 @@ def build(
     def searched(properties: Sequence[str]) -> Query:
         return lambda ctx: _search_body(properties, limit, ctx)
 
+    fingerprint = "history:" + ",".join(sorted(set(trait_props)))
+
+    def with_history(archived: bool) -> Query:
+        def query(ctx: StartContext) -> Mapping[str, Any] | None:
+            if ctx.cursor == fingerprint and ctx.since is None:
+                return None  # listed already for these properties: the search keeps up
+            return {
+                **({"archived": "true"} if archived else {}),
+                "limit": min(cfg.page_size, opts.history_limit),
+                "properties": ",".join(company_props),
+                "propertiesWithHistory": ",".join(dict.fromkeys(trait_props)),
+            }
+
+        return query
+
+    def listed(page: Page) -> str | None:
+        return fingerprint if page.is_last else None  # a listing stopped part-way runs again
+
+    histories = tuple(
+        StreamSpec(
+            name=name,
+            path="/crm/v3/objects/companies",
+            query=with_history(archived),
+            records_key="results",
+            paginator=CursorAfterPaginator,
+            mapper=company_history,
+            cursor_kind=CursorKind.OPAQUE,
+            cursor=listed,
+        )
+        for name, archived in HISTORY_STREAMS.items()
+        if trait_props
+    )
+
     streams = (
         StreamSpec(
             name="owners",
@@ -517,6 +610,7 @@ def build(
             paginator=CursorAfterPaginator,
             mapper=map_owner,
         ),
+        *histories,
         StreamSpec(
             name="companies",
             path="/crm/v3/objects/companies/search",

@@ -1,6 +1,7 @@
-"""A fake HubSpot CRM v3: owners, object search with its 10,000-result cap, archived lists,
-deal-to-company association batch reads, and task creation (`POST /crm/v3/objects/tasks`,
-each request body recorded), in the shapes of HubSpot's public spec."""
+"""A fake HubSpot CRM v3: owners, object search with its 10,000-result cap, company lists
+(live or archived) with `propertiesWithHistory` (at most 50 a page, as HubSpot), deal-to-company
+association batch reads, and task creation (`POST /crm/v3/objects/tasks`, each request body
+recorded), in the shapes of HubSpot's public spec."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import httpx
 from tests.connectors.fakes import FakeVendor, load
 
 TOKEN = "pat-na1-fake-token"
+HISTORY_PAGE_LIMIT = 50
+"""HubSpot answers at most 50 objects a page when property history is asked for."""
 
 
 def _ms(iso: str) -> int:
@@ -34,6 +37,11 @@ class FakeHubSpot(FakeVendor):
             "hubspot", "deal_companies.json"
         )
         self.search_bodies: list[dict[str, Any]] = []
+        self.history: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        """Company id -> property -> its (value, ISO time set), oldest first; a property
+        without one has its current value, set when the company was created."""
+        self.list_params: list[dict[str, str]] = []
+        """The query of every company list request."""
         self._first_search: dict[str, dict[str, Any]] = {}
         self.tasks: list[dict[str, Any]] = []
         """Tasks created, as HubSpot would return them."""
@@ -84,8 +92,11 @@ class FakeHubSpot(FakeVendor):
     def serve(self, route: str, request: httpx.Request) -> httpx.Response:
         if route == "owners":
             return self._list(self.owners, request, route)
-        if route in ("archived_companies", "archived_deals"):
-            return self._list(getattr(self, route), request, route)
+        if route in ("companies_list", "archived_companies"):
+            items = self.companies if route == "companies_list" else self.archived_companies
+            return self._companies(items, request, route)
+        if route == "archived_deals":
+            return self._list(self.archived_deals, request, route)
         if route in ("companies", "deals"):
             return self._search(getattr(self, route), request, route)
         if route == "associations":
@@ -106,6 +117,41 @@ class FakeHubSpot(FakeVendor):
         after = 0 if route in self.stuck else int(params.get("after", "0"))
         limit = int(params.get("limit", "100"))
         return httpx.Response(200, json=self._page(items, after, limit, request.url.path))
+
+    def _companies(self, items: list[Any], request: httpx.Request, route: str) -> httpx.Response:
+        """A company list; with `propertiesWithHistory`, each named property's values newest
+        first with the time each was set, and at most 50 companies a page."""
+        params = request.url.params
+        self.list_params.append(dict(params))
+        past = [p for p in params.get("propertiesWithHistory", "").split(",") if p]
+        after = 0 if route in self.stuck else int(params.get("after", "0"))
+        limit = int(params.get("limit", "100"))
+        if past:
+            limit = min(limit, HISTORY_PAGE_LIMIT)
+        body = self._page(items, after, limit, request.url.path)
+        wanted = [p for p in params.get("properties", "").split(",") if p]
+        for result in body["results"]:
+            props = result["properties"]
+            if past:
+                result["propertiesWithHistory"] = {
+                    name: self._history_of(result, name) for name in past
+                }
+            if wanted:
+                result["properties"] = {
+                    k: v for k, v in props.items() if k in wanted or k == "hs_object_id"
+                }
+        return httpx.Response(200, json=body)
+
+    def _history_of(self, company: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        props = company["properties"]
+        entries = self.history.get(company["id"], {}).get(name)
+        if entries is None:
+            current = props.get(name)
+            entries = [] if current is None else [(current, props["createdate"])]
+        return [
+            {"value": value, "timestamp": at, "sourceType": "CRM_UI"}
+            for value, at in reversed(entries)
+        ]
 
     def _search(self, items: list[Any], request: httpx.Request, route: str) -> httpx.Response:
         body = json.loads(request.content)
