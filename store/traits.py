@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, insert, select
@@ -34,6 +34,8 @@ __all__ = [
     "write_traits",
 ]
 
+_INSTANT = timedelta(microseconds=1)
+"""Rows seen at the very moment of a write count as known then."""
 CHUNK = 500
 """Accounts per query when comparing with the stored values."""
 
@@ -199,9 +201,11 @@ def write_traits(
     seen_at: datetime,
 ) -> int:
     """Store the traits of these accounts (account id -> trait name -> value) that differ
-    from the latest stored value (or are new), seen at `seen_at`; return how many rows were
-    written. A value equal to the stored one writes nothing, so an import run twice, or a
-    sync that sees the same CRM fields again, adds no history."""
+    from the value stored as of `seen_at` (or are new), seen at `seen_at`; return how many
+    rows were written. A value equal to the one known then writes nothing, so an import run
+    twice, or a sync that sees the same CRM fields again, adds no history; and an older
+    value learnt later (a CRM's property history, a backfill) lands in its place in the
+    history even when a later value is already stored."""
     rows: list[dict[str, Any]] = []
     accounts = sorted(values)
     for start in range(0, len(accounts), CHUNK):
@@ -209,7 +213,7 @@ def write_traits(
         names = {n for a in chunk for n in values[a]}
         stored: dict[tuple[int, str], TraitValue] = {}
         if names:
-            stmt = _latest(names, None, chunk)
+            stmt = _latest(names, seen_at + _INSTANT, chunk)
             for account_id, name, kind, number, text in session.connection().execute(stmt):
                 stored[(account_id, name)] = TraitValue(kind, number, text)
         for account_id in chunk:
