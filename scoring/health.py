@@ -109,6 +109,73 @@ class AccountHealth:
     history: list[HealthScore]
 
 
+@dataclass(frozen=True)
+class _MeasurePlan:
+    """What scoring one measure needs that does not change from account to account."""
+
+    measure: Measure
+    share: float
+    """Its weight within its component."""
+    reads: tuple[str, ...] | None
+    """The tables a declared measure reads, stored with its score (None for a preset)."""
+
+
+@dataclass(frozen=True)
+class _ComponentPlan:
+    name: str
+    weight: float
+    share: float
+    """Its weight within the scorecard."""
+    m_total: float
+    measures: tuple[_MeasurePlan, ...]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A scorecard laid out once for scoring many accounts: weights summed, shares divided,
+    the tables of declared measures named, measures found by name."""
+
+    total_weight: float
+    components: tuple[_ComponentPlan, ...]
+    decaying: tuple[Measure, ...]
+    by_name: dict[str, tuple[str, Measure]]
+
+
+_PLANS: dict[int, tuple[Scorecard, _Plan]] = {}
+"""Plans by scorecard identity (the scorecard kept with its plan, so the id stays its own)."""
+
+
+def _plan(scorecard: Scorecard) -> _Plan:
+    cached = _PLANS.get(id(scorecard))
+    if cached is not None and cached[0] is scorecard:
+        return cached[1]
+    total_weight = sum(c.weight for c in scorecard.components.values())
+    components = []
+    for cname, component in scorecard.components.items():
+        m_total = sum(m.weight for m in component.measures)
+        plans = tuple(
+            _MeasurePlan(
+                m,
+                m.weight / m_total,
+                None if m.signal is None else tuple(str(t.__tablename__) for t in m.signal.reads()),
+            )
+            for m in component.measures
+        )
+        components.append(
+            _ComponentPlan(cname, component.weight, component.weight / total_weight, m_total, plans)
+        )
+    plan = _Plan(
+        total_weight=total_weight,
+        components=tuple(components),
+        decaying=tuple(m for m in scorecard.measures() if m.decay is not None),
+        by_name={m.name: (c, m) for c, comp in scorecard.components.items() for m in comp.measures},
+    )
+    if len(_PLANS) > 64:  # scorecards are few; a long-lived process making many starts over
+        _PLANS.clear()
+    _PLANS[id(scorecard)] = (scorecard, plan)
+    return plan
+
+
 def compute_score(
     scorecard: Scorecard, readings: Mapping[str, Reading], previous_band: str | None = None
 ) -> AccountScore | None:
@@ -117,46 +184,48 @@ def compute_score(
     `previous_band` is the account's band at its score before: the band is held within the
     scorecard's hysteresis, unless a cap lowered the score (a cap always decides the band).
     """
-    total_weight = sum(c.weight for c in scorecard.components.values())
+    plan = _plan(scorecard)
+    total_weight = plan.total_weight
     components: dict[str, Any] = {}
     present: dict[str, tuple[float, float]] = {}  # component -> (weight, score)
     scored: list[tuple[str, str, float, float]] = []
     said: dict[str, tuple[Measure, Reading]] = {}  # driver sentences, formatted when chosen
     confidence = 0.0
-    readings, faded = _faded(scorecard, readings)
-    for cname, component in scorecard.components.items():
-        m_total = sum(m.weight for m in component.measures)
+    readings, faded = _faded(plan, readings)
+    for cplan in plan.components:
+        cname, m_total = cplan.name, cplan.m_total
         measures: dict[str, Any] = {}
         got: list[tuple[float, float]] = []
-        for measure in component.measures:
-            reading = readings.get(measure.name)
-            entry: dict[str, Any] = {
-                "value": None,
-                "score": None,
-                "weight": measure.weight / m_total,
-            }
-            if measure.signal is not None:
-                entry["reads"] = [table.__tablename__ for table in measure.signal.reads()]
-            if measure.name in faded:
-                entry["freshness"] = round(faded[measure.name], 3)
+        full_weight = 0.0
+        for mplan in cplan.measures:
+            measure = mplan.measure
+            name = measure.name
+            reading = readings.get(name)
+            entry: dict[str, Any] = {"value": None, "score": None, "weight": mplan.share}
+            if mplan.reads is not None:
+                entry["reads"] = list(mplan.reads)
+            if faded and name in faded:
+                entry["freshness"] = round(faded[name], 3)
             if reading is not None:
+                full_weight += measure.weight
                 score = measure.score(reading.value, reading.details)
-                entry.update(value=reading.value, score=round(score, 1), details=reading.details)
-                got.append((measure.weight * faded.get(measure.name, 1.0), score))
-                said[measure.name] = (measure, reading)
-                scored.append((cname, measure.name, measure.weight, score))
-            measures[measure.name] = entry
+                entry["value"] = reading.value
+                entry["score"] = round(score, 1)
+                entry["details"] = reading.details
+                got.append((measure.weight * faded.get(name, 1.0), score))
+                said[name] = (measure, reading)
+                scored.append((cname, name, measure.weight, score))
+            measures[name] = entry
         comp_score: float | None = None
         if got:
             got_weight = sum(w for w, _ in got)
             comp_score = sum(w * s for w, s in got) / got_weight
-            full_weight = sum(m.weight for m in component.measures if m.name in readings)
             # a faded reading pulls its component less: scale by the weight it kept
-            present[cname] = (component.weight * got_weight / full_weight, comp_score)
-            confidence += component.weight / total_weight * got_weight / m_total
+            present[cname] = (cplan.weight * got_weight / full_weight, comp_score)
+            confidence += cplan.weight / total_weight * got_weight / m_total
         components[cname] = {
             "score": None if comp_score is None else round(comp_score, 1),
-            "weight": component.weight / total_weight,
+            "weight": cplan.share,
             "measures": measures,
         }
     if not present:
@@ -181,7 +250,7 @@ def compute_score(
         text = measure.describe(reading.value, reading.details, positive=impact >= 0)
         return _driver((impact, cname, mname, text))
 
-    fired = _fired_caps(scorecard, readings, components)
+    fired = _fired_caps(scorecard, plan, readings, components)
     capped = min([total, *(limit for _, limit, _ in fired)])
     lowering = [(rule, limit, reason) for rule, limit, reason in fired if limit < total]
     stated = {c.measure for rule, _, _ in lowering for c in rule.when if c.measure is not None}
@@ -268,30 +337,30 @@ def _sentiment_against_data(
 
 
 def _faded(
-    scorecard: Scorecard, readings: Mapping[str, Reading]
-) -> tuple[dict[str, Reading], dict[str, float]]:
+    plan: _Plan, readings: Mapping[str, Reading]
+) -> tuple[Mapping[str, Reading], dict[str, float]]:
     """Readings that still count, and the share of weight each dated one keeps.
 
     A reading whose decay has run out is dropped: an old CSM call is missing data, left out
     and the weights re-normalised, never read as a neutral or a fresh call.
     """
-    kept = dict(readings)
+    kept: Mapping[str, Reading] = readings
     faded: dict[str, float] = {}
-    for component in scorecard.components.values():
-        for measure in component.measures:
-            reading = readings.get(measure.name)
-            if measure.decay is None or reading is None:
-                continue
-            share = measure.freshness(reading.details)
-            if share < 1.0:
-                faded[measure.name] = share
-            if share <= 0.0:
-                del kept[measure.name]
+    for measure in plan.decaying:
+        reading = readings.get(measure.name)
+        if reading is None:
+            continue
+        share = measure.freshness(reading.details)
+        if share < 1.0:
+            faded[measure.name] = share
+        if share <= 0.0:
+            kept = {n: r for n, r in kept.items() if n != measure.name}
     return kept, faded
 
 
 def _fired_caps(
     scorecard: Scorecard,
+    plan: _Plan,
     readings: Mapping[str, Reading],
     components: Mapping[str, Any],
 ) -> list[tuple[CapRule, float, str]]:
@@ -307,7 +376,7 @@ def _fired_caps(
                     break
                 reasons.append(f"{condition.component} score {score:.0f}")
             else:
-                cname, measure = scorecard.find_measure(str(condition.measure))
+                cname, measure = plan.by_name[str(condition.measure)]
                 entry = components[cname]["measures"][measure.name]
                 if not condition.holds(entry["value"], entry["score"]):
                     break

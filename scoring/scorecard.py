@@ -53,6 +53,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -174,9 +175,11 @@ class CategoryNormalisation(_Strict):
     scores: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(min_length=1)
     otherwise: float | None = Field(default=None, ge=0, le=100)
 
-    @property
-    def _folded(self) -> dict[str, float]:
-        return {fold_word(word): score for word, score in self.scores.items()}
+    _folded: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """The scores by folded word, made once."""
+        self._folded.update({fold_word(word): score for word, score in self.scores.items()})
 
     def knows(self, word: str) -> bool:
         return fold_word(word) in self._folded or self.otherwise is not None
