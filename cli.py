@@ -602,6 +602,17 @@ def scorecard_check(
         except ScorecardError as exc:
             err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        set_problems = [
+            problem
+            for _fit, card in cards.entries
+            for problem in _signal_problems(
+                settings, path, card, name=f"{path} (scorecard {card.version})"
+            )
+        ]
+        if set_problems:
+            for problem in set_problems:
+                err.print(problem, highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1)
         views.render_table(
             out,
             f"Scorecard set {Path(path).name}: valid",
@@ -627,7 +638,10 @@ def scorecard_check(
     except ScorecardError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
-    if scorecard is not None:
+    absent: list[str] = []  # the shipped default leaves out the signals a book lacks
+    if scorecard is not None and path is None:
+        absent = _signal_problems(settings, path, scorecard)
+    elif scorecard is not None:
         problems = _signal_problems(settings, path, scorecard)
     if scorecard is None or problems:
         for problem in problems:
@@ -650,11 +664,21 @@ def scorecard_check(
         + ", ".join(rule.name for rule in scorecard.caps),
         highlight=False,
     )
+    for line in absent:
+        out.print(
+            f"note: {line} (left out when scoring this book)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
-def _signal_problems(settings: Settings, path: Path | None, scorecard: Scorecard) -> list[str]:
+def _signal_problems(
+    settings: Settings, path: Path | None, scorecard: Scorecard, name: str | None = None
+) -> list[str]:
     """The declared measures naming a metric or trait the store lacks (none without a store
-    or without declared measures)."""
+    or without declared measures); `name` names a scorecard of a set, whose lines are not
+    given."""
     if not any(m.signal is not None for m in scorecard.measures()):
         return []
     from sqlalchemy.engine import make_url
@@ -669,9 +693,14 @@ def _signal_problems(settings: Settings, path: Path | None, scorecard: Scorecard
         catalog = store_catalog(session)
     if not catalog.metrics and not catalog.traits:  # nothing synced yet: nothing to check
         return []
-    name = str(path) if path is not None else "default_scorecard.toml"
-    text = Path(path).read_text(encoding="utf-8") if path is not None else ""
-    return signal_problems(name, text, scorecard, catalog)
+    if name is not None:
+        return signal_problems(name, "", scorecard, catalog)
+    if path is None:
+        from importlib import resources
+
+        text = resources.files("scoring").joinpath("default_scorecard.toml").read_text("utf-8")
+        return signal_problems("default_scorecard.toml", text, scorecard, catalog)
+    return signal_problems(str(path), Path(path).read_text(encoding="utf-8"), scorecard, catalog)
 
 
 @sources_app.command("list")

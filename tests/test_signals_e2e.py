@@ -234,3 +234,24 @@ def test_traits_since_created_at_reach_back_to_the_start(
         rows = session.exec(select(HealthScore).where(col(HealthScore.as_of) == past)).all()
     contracts = sorted(r.components["account"]["measures"]["contract"]["value"] for r in rows)
     assert contracts == ["annual", "monthly"]  # known since each account's start
+
+
+def test_the_store_check_covers_sets_and_only_notes_what_the_default_leaves_out(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": db_url, "COLUMNS": "200"}
+    runner = CliRunner()
+    accounts = _write(tmp_path / "a.csv", ["id", "name", "plan"], [["A1", "Acme", "pro"]])
+    assert runner.invoke(cli_app, ["import", "accounts", str(accounts)], env=env).exit_code == 0
+    default = runner.invoke(cli_app, ["scorecard", "check"], env=env)
+    assert default.exit_code == 0, default.output
+    assert "note: default_scorecard.toml:" in default.output
+    assert "unknown trait 'contract_type' in contract; the store holds: plan" in default.output
+    card = tmp_path / "mine.toml"
+    card.write_text(SCORECARD.replace('version = "signals-1"', 'version = "mine"'))
+    sets = tmp_path / "set.toml"
+    sets.write_text('[[scorecard]]\nfile = "mine.toml"\n')
+    refused = runner.invoke(cli_app, ["scorecard", "check", str(sets)], env=env)
+    assert refused.exit_code == 1
+    assert f"{sets} (scorecard mine): components.account.measures[1]" in refused.output
+    assert "unknown trait 'employees' in employees; the store holds: plan" in refused.output
