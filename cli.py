@@ -695,12 +695,9 @@ def _signal_problems(
         return []
     if name is not None:
         return signal_problems(name, "", scorecard, catalog)
-    if path is None:
-        from importlib import resources
+    from scoring.scorecard import scorecard_text
 
-        text = resources.files("scoring").joinpath("default_scorecard.toml").read_text("utf-8")
-        return signal_problems("default_scorecard.toml", text, scorecard, catalog)
-    return signal_problems(str(path), Path(path).read_text(encoding="utf-8"), scorecard, catalog)
+    return signal_problems(*scorecard_text(path), scorecard, catalog)
 
 
 @sources_app.command("list")

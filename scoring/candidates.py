@@ -32,6 +32,7 @@ from scoring.backtest import Observation
 from scoring.backtest_figures import auc
 from scoring.measures import MEASURES
 from scoring.scorecard import Scorecard
+from scoring.scorecard_toml import toml_value
 from scoring.signals.catalog import store_catalog
 from scoring.signals.usage import SNAPSHOT_METRICS
 from store.models import AccountTrait, SurveyResponse
@@ -68,17 +69,8 @@ class Candidate:
     def toml(self) -> str:
         """The measure's declaration, to paste into a scorecard's component."""
         if self.signal is None:
-            return f'name = "{self.name}"  # a preset measure'
-        inline = ", ".join(f"{k} = {_toml(v)}" for k, v in self.signal.items())
-        return f'name = "{self.name}"\nsignal = {{ {inline} }}'
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+            return f"name = {toml_value(self.name)}  # a preset measure"
+        return f"name = {toml_value(self.name)}\nsignal = {toml_value(self.signal)}"
 
 
 def _prefixes(metrics: Sequence[str]) -> list[str]:

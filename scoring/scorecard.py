@@ -81,6 +81,7 @@ __all__ = [
     "band_rank",
     "check_scorecard",
     "load_scorecard",
+    "scorecard_text",
 ]
 
 BANDS = ("green", "yellow", "red")
@@ -595,7 +596,8 @@ def _problems(name: str, text: str, error: ValidationError) -> list[str]:
     return problems
 
 
-def _read(path: Path | str | None) -> tuple[str, str]:
+def scorecard_text(path: Path | str | None) -> tuple[str, str]:
+    """The scorecard file's name and text; `None` is the default shipped here."""
     if path is None:
         resource = resources.files("scoring").joinpath("default_scorecard.toml")
         return "default_scorecard.toml", resource.read_text(encoding="utf-8")
@@ -607,7 +609,7 @@ def _read(path: Path | str | None) -> tuple[str, str]:
 
 def check_scorecard(path: Path | str | None) -> tuple[Scorecard | None, list[str]]:
     """The scorecard and no problems, or None and every problem, each naming its line."""
-    name, text = _read(path)
+    name, text = scorecard_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

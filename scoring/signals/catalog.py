@@ -1,7 +1,8 @@
 """What signals the store holds, so a scorecard naming one it lacks is told at once.
 
-`store_catalog` lists every usage metric name and trait name in the store (the weekly
-snapshots count as `active_users` and `licensed_seats`), in two small queries;
+`store_catalog` lists every usage metric name (stepping through the metric index, as
+scoring does) and trait name in the store (the weekly snapshots count as `active_users`
+and `licensed_seats`);
 `signal_problems` checks a scorecard's declared measures against it and names the file's
 line of each measure whose metric or trait the store does not hold, with the names it does.
 """
@@ -9,14 +10,16 @@ line of each measure whose metric or trait the store does not hold, with the nam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from scoring.scorecard import Scorecard
-from scoring.signals.usage import SNAPSHOT_METRICS
+from scoring.signals.context import SignalContext
+from scoring.signals.usage import SNAPSHOT_METRICS, held_metrics
 from scoring.toml_lines import line_of
-from store.models import AccountTrait, UsageMetric, UsageSnapshot
+from store.models import AccountTrait, UsageSnapshot
 
 __all__ = ["Catalog", "signal_problems", "store_catalog"]
 
@@ -35,7 +38,7 @@ class Catalog:
 def store_catalog(session: Session) -> Catalog:
     """Every metric and trait name in the store."""
     connection = session.connection()
-    metrics = {m for (m,) in connection.execute(select(col(UsageMetric.metric)).distinct())}
+    metrics = set(held_metrics(SignalContext(session, date.today())))
     if connection.execute(select(col(UsageSnapshot.id)).limit(1)).first() is not None:
         metrics |= set(SNAPSHOT_METRICS)
     traits = {t for (t,) in connection.execute(select(col(AccountTrait.name)).distinct())}
